@@ -1,0 +1,162 @@
+#pragma once
+/// The fiber control block and the few scheduler entry points that weft's
+/// templates (spawn, GreenThread) call. Not part of the public contract: use
+/// the headers one level up.
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <string>
+
+#include <weft/runtime/detail/intrusive_list.hpp>
+
+namespace weft {
+struct SpawnOptions;
+}
+
+namespace weft::detail {
+
+class HubCore;
+class FiberBase;
+
+struct ReadyTag;
+struct LiveTag;
+struct WaitTag;
+
+/// A pending timer. Owned by whoever armed it (a sleeping fiber's stack, a
+/// Timeout, a fiber started later); the hub's timer heap only points at it.
+struct TimerNode {
+  static constexpr std::uint32_t not_armed = ~std::uint32_t{0};
+
+  std::int64_t deadline_ns = 0;
+  std::uint64_t sequence = 0;  // equal deadlines fire in the order they were set
+  std::uint32_t heap_index = not_armed;
+  void (*fire)(TimerNode*) noexcept = nullptr;  // runs on the hub, outside any fiber
+  void* owner = nullptr;                        // what `fire` acts on
+
+  bool armed() const noexcept { return heap_index != not_armed; }
+};
+
+enum class FiberState : std::uint8_t { created, ready, running, suspended, dead };
+
+const char* to_string(FiberState state) noexcept;
+
+/// Lets a suspension decide what an interrupt (kill, Timeout) does to it. Without
+/// one, an interrupted fiber is made ready and throws from its suspension point.
+/// io uses it to cancel an operation in the kernel and resume only once the
+/// kernel has let go of the buffer.
+class InterruptHook {
+ public:
+  virtual void on_interrupt(FiberBase& fiber) noexcept = 0;
+
+ protected:
+  ~InterruptHook() = default;
+};
+
+/// One fiber. Allocated by spawn together with its callable; the stack is bound
+/// only when the fiber first runs and handed back to the pool when it ends, so
+/// a fiber that is killed before it starts never costs a stack.
+class FiberBase : public ListHook<ReadyTag>, public ListHook<LiveTag> {
+ public:
+  FiberBase(const FiberBase&) = delete;
+  FiberBase& operator=(const FiberBase&) = delete;
+
+  void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void release() noexcept {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+  std::uint64_t id() const noexcept { return id_; }
+  FiberState state() const noexcept { return state_; }
+  bool dead() const noexcept { return state_ == FiberState::dead; }
+  bool started() const noexcept { return state_ != FiberState::created; }
+  const std::string& name() const noexcept { return name_; }
+  void set_name(std::string name) { name_ = std::move(name); }
+
+ protected:
+  FiberBase() noexcept = default;
+  virtual ~FiberBase() = default;
+
+  /// Runs the callable on the fiber's own stack and records how it ended.
+  virtual void run_body() noexcept = 0;
+  /// The fiber was killed before it started: drop the callable unrun and
+  /// record `error` as its outcome. Runs in the killer's context.
+  virtual void abort_before_start(std::exception_ptr error) noexcept = 0;
+
+  /// For a control block that stands for work already done elsewhere (a pool
+  /// that ran a job inline): it is dead without ever having been scheduled.
+  void mark_ended_without_running() noexcept { state_ = FiberState::dead; }
+
+ private:
+  friend class HubCore;
+  friend struct FiberAccess;
+
+  // Scheduling state, touched only by the owning hub's thread.
+  void* context_ = nullptr;  // Boost.Context fcontext while switched out
+  void* stack_base_ = nullptr;
+  std::size_t stack_size_ = 0;
+  std::size_t requested_stack_size_ = 0;
+  HubCore* hub_ = nullptr;
+  FiberState state_ = FiberState::created;
+  bool wants_front_of_queue_ = false;
+  const char* wait_reason_ = "start";
+  InterruptHook* interrupt_hook_ = nullptr;
+  std::exception_ptr interrupt_;
+  std::uint64_t interrupt_source_ = 0;  // serial of the Timeout that raised it, 0 for a kill
+  TimerNode start_timer_;               // spawn_after
+  // The C++ runtime's per-thread exception bookkeeping, saved across switches.
+  void* caught_exceptions_ = nullptr;
+  unsigned int uncaught_exceptions_ = 0;
+  // Sanitizer bookkeeping (unused unless built with ASan / TSan).
+  void* asan_fake_stack_ = nullptr;
+  void* tsan_fiber_ = nullptr;
+
+  std::uint64_t id_ = 0;
+  std::string name_;
+  std::atomic<std::uint32_t> refs_{1};  // the fiber's own reference, dropped when it ends
+};
+
+/// One waiting fiber in a WaitQueue; lives on the waiter's stack.
+struct Waiter : ListHook<WaitTag> {
+  FiberBase* fiber = nullptr;
+};
+
+/// FIFO queue of fibers of one hub waiting for something: the one wait
+/// primitive under GreenThread::wait, pools and (later) the sync objects.
+class WaitQueue {
+ public:
+  WaitQueue() = default;
+  WaitQueue(const WaitQueue&) = delete;
+  WaitQueue& operator=(const WaitQueue&) = delete;
+
+  /// Suspends the calling fiber until notified. Throws the interrupt (kill,
+  /// Timeout) if one arrives first; the waiter is then no longer queued.
+  void wait(const char* reason);
+  /// Wakes the oldest waiter; false if there was none. Never suspends.
+  bool notify_one() noexcept;
+  void notify_all() noexcept;
+  bool empty() const noexcept { return waiters_.empty(); }
+  std::size_t size() const noexcept { return waiters_.size(); }
+
+ private:
+  IntrusiveList<Waiter, WaitTag> waiters_;
+};
+
+/// The fiber running on this thread, or nullptr outside a fiber.
+FiberBase* current_fiber() noexcept;
+/// The calling thread's hub; throws NoHubError if it has none.
+HubCore& current_hub_core(const char* operation);
+/// Registers a new fiber with the calling thread's hub and queues it to start
+/// at the next scheduling round (or after `delay`). Takes over the fiber's own
+/// reference.
+void start_fiber(HubCore& hub, FiberBase* fiber, const SpawnOptions& options);
+void start_fiber_after(HubCore& hub, FiberBase* fiber, std::chrono::nanoseconds delay,
+                       const SpawnOptions& options);
+/// kill / cancel as GreenThread documents them; null `error` means FiberExit.
+void kill_fiber(FiberBase* fiber, std::exception_ptr error);
+/// Hands an exception that escaped a fiber to its hub's error handler.
+void report_fiber_error(const FiberBase& fiber, std::exception_ptr error) noexcept;
+
+}  // namespace weft::detail

@@ -1,0 +1,21 @@
+#pragma once
+/// Cooperative sleep and yield.
+
+#include <chrono>
+
+namespace weft {
+
+/// Lets every fiber that is ready now run to its next suspension point, polls
+/// I/O and timers, then returns. Suspension point (kill and Timeout apply).
+void yield();
+
+/// Suspends the calling fiber for at least `duration` (never less). A zero or
+/// negative duration is yield(). Suspension point. From a fiber.
+void sleep(std::chrono::nanoseconds duration);
+
+template <class Rep, class Period>
+void sleep(std::chrono::duration<Rep, Period> duration) {
+  sleep(std::chrono::ceil<std::chrono::nanoseconds>(duration));
+}
+
+}  // namespace weft

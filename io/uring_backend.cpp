@@ -1,0 +1,152 @@
+// io_uring backend: one io_uring_enter per round submits everything queued and
+// waits for completions. The hub's wake-up eventfd is read by a standing READ
+// that is re-armed each time it completes.
+
+#include <liburing.h>
+#include <sys/eventfd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <system_error>
+
+#include "io/backend.hpp"
+
+namespace weft::detail {
+
+namespace {
+
+constexpr unsigned ring_entries = 256;
+// user_data values that are not IoCompletion pointers (those are aligned).
+constexpr std::uint64_t wake_tag = 1;    // the standing eventfd read
+constexpr std::uint64_t cancel_tag = 3;  // an ASYNC_CANCEL of our own
+
+class UringBackend final : public Backend {
+ public:
+  explicit UringBackend(int wake_fd) : wake_fd_(wake_fd) {
+    setup_ring();
+    io_uring_ring_dontfork(&ring_);
+    arm_wake_read();
+  }
+
+  ~UringBackend() override {
+    cancel_wake_read();
+    io_uring_queue_exit(&ring_);
+  }
+
+  std::string_view name() const noexcept override { return "io_uring"; }
+
+  void wait(std::optional<std::chrono::nanoseconds> timeout) override {
+    if (timeout && timeout->count() <= 0) {
+      // Nothing to submit and nothing to collect: stay out of the kernel.
+      if (io_uring_sq_ready(&ring_) == 0 && in_flight_ == 0) {
+        drain_completions();
+        return;
+      }
+      check(io_uring_submit_and_get_events(&ring_), "io_uring_submit_and_get_events");
+    } else {
+      io_uring_cqe* cqe = nullptr;
+      __kernel_timespec ts{};
+      if (timeout) {
+        ts.tv_sec = static_cast<long long>(timeout->count() / 1'000'000'000);
+        ts.tv_nsec = static_cast<long long>(timeout->count() % 1'000'000'000);
+      }
+      int rc = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, timeout ? &ts : nullptr, nullptr);
+      if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY) {
+        check(rc, "io_uring_submit_and_wait_timeout");
+      }
+    }
+    drain_completions();
+  }
+
+  bool has_operations_in_flight() const noexcept override { return in_flight_ != 0; }
+  int poll_fd() const noexcept override { return ring_.ring_fd; }
+
+ private:
+  void setup_ring() {
+    // Newest flags first; a kernel that does not know one answers EINVAL.
+    const unsigned attempts[] = {
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL,
+        IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL,
+        0,
+    };
+    int rc = -EINVAL;
+    for (unsigned flags : attempts) {
+      rc = io_uring_queue_init(ring_entries, &ring_, flags);
+      if (rc != -EINVAL) break;
+    }
+    if (rc < 0) throw std::system_error(-rc, std::generic_category(), "io_uring_queue_init");
+  }
+
+  static void check(int rc, const char* what) {
+    if (rc < 0) throw std::system_error(-rc, std::generic_category(), what);
+  }
+
+  io_uring_sqe* next_sqe() {
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    if (!sqe) {  // ring full: flush what is queued and retry
+      check(io_uring_submit(&ring_), "io_uring_submit");
+      sqe = io_uring_get_sqe(&ring_);
+    }
+    if (!sqe) throw std::system_error(EBUSY, std::generic_category(), "io_uring_get_sqe");
+    return sqe;
+  }
+
+  void arm_wake_read() {
+    io_uring_sqe* sqe = next_sqe();
+    io_uring_prep_read(sqe, wake_fd_, &wake_counter_, sizeof wake_counter_, 0);
+    io_uring_sqe_set_data64(sqe, wake_tag);
+  }
+
+  // The standing read targets wake_counter_, a member: make sure the kernel
+  // has let go of it before the memory goes.
+  void cancel_wake_read() noexcept {
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    if (!sqe) {
+      io_uring_submit(&ring_);
+      sqe = io_uring_get_sqe(&ring_);
+    }
+    if (!sqe) return;
+    io_uring_prep_cancel64(sqe, wake_tag, 0);
+    io_uring_sqe_set_data64(sqe, cancel_tag);
+    io_uring_submit(&ring_);
+    for (bool read_done = false; !read_done;) {
+      io_uring_cqe* cqe = nullptr;
+      if (io_uring_wait_cqe(&ring_, &cqe) < 0) return;
+      read_done = cqe->user_data == wake_tag;
+      io_uring_cqe_seen(&ring_, cqe);
+    }
+  }
+
+  void drain_completions() {
+    unsigned head;
+    unsigned seen = 0;
+    bool rearm = false;
+    io_uring_cqe* cqe;
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+      ++seen;
+      if (cqe->user_data == wake_tag) {
+        rearm = true;
+        continue;
+      }
+      if (cqe->user_data == cancel_tag) continue;
+      auto* op = reinterpret_cast<IoCompletion*>(static_cast<std::uintptr_t>(cqe->user_data));
+      --in_flight_;
+      op->complete(op, cqe->res, cqe->flags);
+    }
+    io_uring_cq_advance(&ring_, seen);
+    if (rearm) arm_wake_read();
+  }
+
+  io_uring ring_{};
+  int wake_fd_;
+  std::uint64_t wake_counter_ = 0;
+  std::size_t in_flight_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_uring_backend(int wake_fd) {
+  return std::make_unique<UringBackend>(wake_fd);
+}
+
+}  // namespace weft::detail

@@ -1,0 +1,93 @@
+// The entry points weft's templates call (spawn, kill) and the WaitQueue.
+
+#include <weft/runtime/detail/fiber_base.hpp>
+#include <weft/runtime/errors.hpp>
+#include <weft/runtime/spawn_options.hpp>
+
+#include "runtime/hub_core.hpp"
+
+namespace weft::detail {
+
+const char* to_string(FiberState state) noexcept {
+  switch (state) {
+    case FiberState::created:
+      return "created";
+    case FiberState::ready:
+      return "ready";
+    case FiberState::running:
+      return "running";
+    case FiberState::suspended:
+      return "suspended";
+    case FiberState::dead:
+      return "dead";
+  }
+  return "?";
+}
+
+FiberBase* current_fiber() noexcept {
+  HubCore* hub = HubCore::current();
+  return hub ? hub->running_fiber() : nullptr;
+}
+
+HubCore& current_hub_core(const char* operation) {
+  HubCore* hub = HubCore::current();
+  if (!hub) throw NoHubError(std::string(operation) + ": no hub runs on this thread");
+  return *hub;
+}
+
+void start_fiber(HubCore& hub, FiberBase* fiber, const SpawnOptions& options) {
+  hub.start(fiber, options, std::nullopt);
+}
+
+void start_fiber_after(HubCore& hub, FiberBase* fiber, std::chrono::nanoseconds delay,
+                       const SpawnOptions& options) {
+  hub.start(fiber, options, HubCore::now_ns() + std::max<std::int64_t>(0, delay.count()));
+}
+
+void kill_fiber(FiberBase* fiber, std::exception_ptr error) {
+  if (fiber->dead()) return;
+  HubCore* here = HubCore::current();
+  HubCore* home = FiberAccess::hub(*fiber);
+  if (here == home) return home->kill(fiber, std::move(error));
+  // Another thread's fiber: its own hub delivers the kill at its next round.
+  fiber->add_ref();
+  home->post([fiber, error = std::move(error)]() mutable {
+    FiberAccess::hub(*fiber)->kill(fiber, std::move(error));
+    fiber->release();
+  });
+}
+
+void report_fiber_error(const FiberBase& fiber, std::exception_ptr error) noexcept {
+  if (HubCore* hub = HubCore::current()) {
+    hub->report_error(fiber.name().empty() ? "-" : std::string_view(fiber.name()), error);
+  }
+}
+
+void WaitQueue::wait(const char* reason) {
+  HubCore& hub = current_hub_core(reason);
+  Waiter waiter;
+  waiter.fiber = &hub.require_fiber(reason);
+  waiters_.push_back(&waiter);
+  struct Unqueue {
+    IntrusiveList<Waiter, WaitTag>& list;
+    Waiter& waiter;
+    ~Unqueue() {
+      if (waiter.linked()) list.remove(&waiter);  // interrupted before being notified
+    }
+  } unqueue{waiters_, waiter};
+  hub.suspend(reason);
+}
+
+bool WaitQueue::notify_one() noexcept {
+  Waiter* waiter = waiters_.pop_front();
+  if (!waiter) return false;
+  FiberAccess::hub(*waiter->fiber)->wake(waiter->fiber);
+  return true;
+}
+
+void WaitQueue::notify_all() noexcept {
+  while (notify_one()) {
+  }
+}
+
+}  // namespace weft::detail

@@ -1,0 +1,411 @@
+#include "runtime/hub_core.hpp"
+
+#include <cxxabi.h>
+#include <time.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <sstream>
+
+#include <weft/runtime/errors.hpp>
+#include <weft/runtime/spawn_options.hpp>
+
+#include "runtime/stack_overflow.hpp"
+#include "runtime/switch_annotations.hpp"
+
+#ifndef WEFT_DEFAULT_STACK_SIZE
+#define WEFT_DEFAULT_STACK_SIZE (64 * 1024)
+#endif
+
+namespace weft::detail {
+
+namespace ctx = boost::context::detail;
+
+namespace {
+
+// initial-exec: a plain TLS load, no __tls_get_addr call from the shared library.
+thread_local HubCore* this_thread_hub __attribute__((tls_model("initial-exec"))) = nullptr;
+
+std::atomic<std::uint64_t> next_fiber_id{1};
+
+std::size_t default_stack_size(const HubOptions& options) {
+  std::size_t size = options.default_stack_size ? options.default_stack_size
+                                                : std::size_t{WEFT_DEFAULT_STACK_SIZE};
+  // ASan's redzones make frames bigger; give fibers room for them.
+  return built_with_asan ? size * 2 : size;
+}
+
+}  // namespace
+
+HubCore* HubCore::current() noexcept { return this_thread_hub; }
+
+HubCore::HubCore(Hub& owner, const HubOptions& options)
+    : owner_(owner),
+      current_(&loop_context_),
+      exception_globals_(reinterpret_cast<ExceptionGlobals*>(abi::__cxa_get_globals())),
+      default_stacks_(default_stack_size(options)),
+      backend_(make_backend(options.backend, remote_.wake_fd())) {
+  if (this_thread_hub) {
+    throw std::logic_error("weft: this thread already runs a hub (one hub per thread)");
+  }
+  loop_context_.state_ = FiberState::running;
+  loop_context_.tsan_fiber_ = tsan_current_fiber();
+  loop_context_.set_name("hub");
+  install_stack_overflow_handler();
+  signal_stack_ = make_signal_stack();
+  this_thread_hub = this;
+}
+
+HubCore::~HubCore() {
+  kill_all();
+  release_signal_stack(signal_stack_);
+  this_thread_hub = nullptr;
+}
+
+FiberBase& HubCore::require_fiber(const char* operation) const {
+  if (current_ == &loop_context_) {
+    throw NoHubError(std::string(operation) + ": must be called from a fiber");
+  }
+  return *current_;
+}
+
+std::int64_t HubCore::now_ns() noexcept {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
+// --- fibers -------------------------------------------------------------------
+
+void HubCore::start(FiberBase* fiber, const SpawnOptions& options,
+                    std::optional<std::int64_t> at_ns) {
+  fiber->hub_ = this;
+  fiber->id_ = next_fiber_id.fetch_add(1, std::memory_order_relaxed);
+  fiber->requested_stack_size_ = options.stack_size;
+  if (!options.name.empty()) fiber->name_ = options.name;
+  live_.push_back(fiber);
+  if (at_ns) {
+    fiber->start_timer_.owner = fiber;
+    fiber->start_timer_.fire = [](TimerNode* node) noexcept {
+      auto* starting = static_cast<FiberBase*>(node->owner);
+      starting->hub_->ready_.push_back(starting);
+    };
+    timers_.arm(&fiber->start_timer_, *at_ns);
+  } else {
+    ready_.push_back(fiber);
+  }
+}
+
+void HubCore::kill(FiberBase* fiber, std::exception_ptr error) {
+  if (fiber->state_ == FiberState::dead) return;
+  if (!error) error = std::make_exception_ptr(FiberExit{});
+  if (fiber->state_ == FiberState::created) {
+    // Never started: it never will. Its outcome and links happen here, in the killer.
+    if (fiber->start_timer_.armed()) {
+      timers_.disarm(&fiber->start_timer_);
+    } else {
+      ready_.remove(fiber);
+    }
+    fiber->state_ = FiberState::dead;
+    live_.remove(fiber);
+    attention_ = true;
+    fiber->abort_before_start(std::move(error));
+    fiber->release();
+    return;
+  }
+  if (fiber == current_) std::rethrow_exception(error);
+  interrupt(fiber, std::move(error), 0);
+  // The killer yields once, so the target unwinds before kill returns.
+  if (running_fiber()) yield_now();
+}
+
+void HubCore::kill_all() {
+  std::vector<FiberBase*> alive;
+  while (!live_.empty()) {
+    // A snapshot: links run by a kill may spawn or end other fibers.
+    alive.clear();
+    live_.for_each([&](FiberBase* fiber) {
+      fiber->add_ref();
+      alive.push_back(fiber);
+    });
+    for (FiberBase* fiber : alive) {
+      if (fiber->state_ == FiberState::created) {
+        kill(fiber, nullptr);
+      } else if (!(fiber->interrupt_ && fiber->interrupt_source_ == 0)) {
+        // Again if it caught the last FiberExit and suspended once more.
+        interrupt(fiber, std::make_exception_ptr(FiberExit{}), 0);
+      }
+      fiber->release();
+    }
+    run_round(ready_.empty() ? std::nullopt : std::optional(std::chrono::nanoseconds{0}), false);
+  }
+}
+
+void HubCore::interrupt(FiberBase* fiber, std::exception_ptr error, std::uint64_t source) noexcept {
+  if (fiber->state_ == FiberState::dead || fiber->state_ == FiberState::created) return;
+  // A pending kill is never replaced; a kill replaces a pending Timeout.
+  if (fiber->interrupt_ && (fiber->interrupt_source_ == 0 || source != 0)) return;
+  fiber->interrupt_ = std::move(error);
+  fiber->interrupt_source_ = source;
+  if (fiber->state_ != FiberState::suspended) return;  // ready: throws when it resumes
+  if (fiber->interrupt_hook_) {
+    fiber->interrupt_hook_->on_interrupt(*fiber);
+  } else {
+    fiber->state_ = FiberState::ready;
+    make_ready_first(fiber);
+  }
+}
+
+void HubCore::withdraw_interrupt(FiberBase* fiber, std::uint64_t source) noexcept {
+  if (fiber->interrupt_ && fiber->interrupt_source_ == source) {
+    fiber->interrupt_ = nullptr;
+    fiber->interrupt_source_ = 0;
+  }
+}
+
+void HubCore::make_ready_first(FiberBase* fiber) noexcept {
+  ready_.push_front(fiber);
+  if (running_fiber()) ++round_budget_;  // it runs in this round, before the rest
+}
+
+// --- suspension ---------------------------------------------------------------
+
+void HubCore::throw_if_interrupted(FiberBase& self) {
+  if (!self.interrupt_) return;
+  std::exception_ptr error = std::move(self.interrupt_);
+  self.interrupt_ = nullptr;
+  self.interrupt_source_ = 0;
+  std::rethrow_exception(error);
+}
+
+void HubCore::suspend(const char* reason, InterruptHook* hook) {
+  FiberBase& self = require_fiber(reason);
+  throw_if_interrupted(self);
+  self.state_ = FiberState::suspended;
+  self.wait_reason_ = reason;
+  self.interrupt_hook_ = hook;
+  switch_out(&self);
+  self.interrupt_hook_ = nullptr;
+  throw_if_interrupted(self);
+}
+
+void HubCore::yield_now() {
+  FiberBase& self = require_fiber("weft::yield");
+  throw_if_interrupted(self);
+  self.state_ = FiberState::ready;
+  self.wait_reason_ = "yield";
+  ready_.push_back(&self);
+  switch_out(&self);
+  throw_if_interrupted(self);
+}
+
+void HubCore::switch_out(FiberBase* self) {
+  FiberBase* next = pick_next();
+  if (next == self) {
+    self->state_ = FiberState::running;
+    return;
+  }
+  jump(self, next ? next : &loop_context_);
+}
+
+FiberBase* HubCore::pick_next() noexcept {
+  for (;;) {
+    if (round_budget_ == 0) {
+      if (loop_has_work()) return nullptr;
+      round_budget_ = ready_.size();  // next round, started in place
+    }
+    FiberBase* next = ready_.pop_front();
+    if (!next) {
+      round_budget_ = 0;
+      return nullptr;
+    }
+    --round_budget_;
+    if (next->state_ != FiberState::created || bind_stack(next)) return next;
+  }
+}
+
+void HubCore::jump(FiberBase* from, FiberBase* to) noexcept {
+  from->caught_exceptions_ = exception_globals_->caught_exceptions;
+  from->uncaught_exceptions_ = exception_globals_->uncaught_exceptions;
+  current_ = to;
+  to->state_ = FiberState::running;
+  annotate_switch_out(&from->asan_fake_stack_, from->state_ == FiberState::dead,
+                      StackBounds{to->stack_base_, to->stack_size_}, to->tsan_fiber_);
+  after_resume(ctx::jump_fcontext(to->context_, from));
+}
+
+void HubCore::after_resume(ctx::transfer_t from) noexcept {
+  FiberBase* self = current_;
+  const StackBounds left = annotate_switch_in(self->asan_fake_stack_);
+  auto* previous = static_cast<FiberBase*>(from.data);
+  previous->context_ = from.fctx;
+  if (previous == &loop_context_ && !loop_context_.stack_base_) {
+    loop_context_.stack_base_ = const_cast<void*>(left.bottom);  // learnt for ASan
+    loop_context_.stack_size_ = left.size;
+  }
+  if (previous->state_ == FiberState::dead) retire(previous);
+  exception_globals_->caught_exceptions = self->caught_exceptions_;
+  exception_globals_->uncaught_exceptions = self->uncaught_exceptions_;
+}
+
+void HubCore::fiber_entry(ctx::transfer_t from) noexcept {
+  HubCore* hub = this_thread_hub;
+  hub->after_resume(from);
+  hub->current_->run_body();
+  hub->exit_running_fiber();
+}
+
+void HubCore::exit_running_fiber() noexcept {
+  FiberBase* self = current_;
+  self->state_ = FiberState::dead;
+  self->wait_reason_ = "ended";
+  live_.remove(self);
+  attention_ = true;
+  switch_out(self);  // retire() runs in whichever context comes next
+  __builtin_unreachable();
+}
+
+bool HubCore::bind_stack(FiberBase* fiber) noexcept {
+  try {
+    Stack stack = pool_for(fiber->requested_stack_size_).acquire();
+    fiber->stack_base_ = stack.base;
+    fiber->stack_size_ = stack.size;
+    fiber->context_ =
+        ctx::make_fcontext(static_cast<char*>(stack.base) + stack.size, stack.size, &fiber_entry);
+    fiber->tsan_fiber_ = tsan_create_fiber();
+    return true;
+  } catch (...) {
+    // No stack for it: it ends unrun, and its wait() tells why.
+    fiber->state_ = FiberState::dead;
+    live_.remove(fiber);
+    attention_ = true;
+    fiber->abort_before_start(std::current_exception());
+    fiber->release();
+    return false;
+  }
+}
+
+void HubCore::retire(FiberBase* fiber) noexcept {
+  pool_for(fiber->requested_stack_size_).release(Stack{fiber->stack_base_, fiber->stack_size_});
+  tsan_destroy_fiber(fiber->tsan_fiber_);
+  fiber->tsan_fiber_ = nullptr;
+  fiber->stack_base_ = nullptr;
+  fiber->release();
+}
+
+StackPool& HubCore::pool_for(std::size_t size) {
+  if (size == 0 || size == default_stacks_.stack_size()) return default_stacks_;
+  for (auto& pool : sized_stacks_) {
+    if (pool->stack_size() >= size && pool->stack_size() - size < 4096) return *pool;
+  }
+  sized_stacks_.push_back(std::make_unique<StackPool>(size));
+  return *sized_stacks_.back();
+}
+
+// --- the loop -----------------------------------------------------------------
+
+void HubCore::run_round(std::optional<std::chrono::nanoseconds> max_wait, bool chain_rounds) {
+  if (running_fiber()) throw std::logic_error("weft: a hub's loop cannot run inside one of its fibers");
+  attention_ = false;
+  chain_rounds_ = chain_rounds;
+  poll(ready_.empty() ? max_wait : std::optional(std::chrono::nanoseconds{0}));
+  run_ready();
+}
+
+void HubCore::poll(std::optional<std::chrono::nanoseconds> max_wait) {
+  auto on_error = [this](std::exception_ptr error) { report_error("hub.post", error); };
+  remote_.run_pending(on_error);
+  if (!ready_.empty() || stop_flag_.load(std::memory_order_relaxed)) {
+    max_wait = std::chrono::nanoseconds{0};
+  }
+  if (!timers_.empty() && (!max_wait || max_wait->count() > 0)) {
+    const auto until_timer = std::chrono::nanoseconds(
+        std::max<std::int64_t>(0, timers_.top()->deadline_ns - now_ns()));
+    if (!max_wait || until_timer < *max_wait) max_wait = until_timer;
+  }
+  const bool may_block = !max_wait || max_wait->count() > 0;
+  if (may_block) {
+    remote_.set_hub_sleeping(true);
+    if (remote_.maybe_pending()) max_wait = std::chrono::nanoseconds{0};
+  }
+  backend_->wait(max_wait);
+  if (may_block) remote_.set_hub_sleeping(false);
+  remote_.run_pending(on_error);
+  fire_due_timers();
+}
+
+void HubCore::fire_due_timers() noexcept {
+  if (timers_.empty()) return;
+  const std::int64_t now = now_ns();
+  while (TimerNode* due = timers_.pop_due(now)) due->fire(due);
+}
+
+void HubCore::run_ready() {
+  round_budget_ = ready_.size();
+  if (FiberBase* next = pick_next()) jump(&loop_context_, next);
+  round_budget_ = 0;
+}
+
+void HubCore::run_until(const std::function<bool()>& done) {
+  while (!done()) {
+    if (stop_flag_.exchange(false)) return;
+    run_round(std::nullopt, true);
+  }
+}
+
+void HubCore::run_until_idle() {
+  run_until([this] { return idle(); });
+}
+
+bool HubCore::idle() const noexcept {
+  return live_.empty() && timers_.empty() && !backend_->has_operations_in_flight() &&
+         !remote_.maybe_pending();
+}
+
+std::optional<std::chrono::nanoseconds> HubCore::next_deadline() const {
+  if (!ready_.empty() || remote_.maybe_pending()) return std::chrono::nanoseconds{0};
+  if (timers_.empty()) return std::nullopt;
+  return std::chrono::nanoseconds(std::max<std::int64_t>(0, timers_.top()->deadline_ns - now_ns()));
+}
+
+void HubCore::request_stop() noexcept {
+  stop_flag_.store(true, std::memory_order_relaxed);
+  remote_.kick();
+}
+
+// --- reporting ----------------------------------------------------------------
+
+void HubCore::report_error(std::string_view fiber_name, std::exception_ptr error) noexcept {
+  try {
+    if (error_handler_) {
+      error_handler_(fiber_name, error);
+      return;
+    }
+    std::string what = "unknown exception";
+    try {
+      std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (const FiberExit& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    std::fprintf(stderr, "weft: exception in fiber '%.*s': %s\n",
+                 static_cast<int>(fiber_name.size()), fiber_name.data(), what.c_str());
+  } catch (...) {
+    std::fputs("weft: the hub's error handler threw; exception dropped\n", stderr);
+  }
+}
+
+std::string HubCore::dump() const {
+  std::ostringstream out;
+  live_.for_each([&](FiberBase* fiber) {
+    out << '#' << fiber->id_ << ' ' << (fiber->name_.empty() ? "-" : fiber->name_) << ' '
+        << to_string(fiber->state_);
+    if (fiber->state_ == FiberState::suspended) out << " waiting on " << fiber->wait_reason_;
+    out << '\n';
+  });
+  return out.str();
+}
+
+}  // namespace weft::detail

@@ -1,0 +1,162 @@
+#pragma once
+// The scheduler of one hub: ready queue, timers, remote queue, backend, and
+// the switches between fibers.
+//
+// Rounds. The hub works in scheduling rounds: collect completions, remote
+// posts and due timers, then run every fiber that was ready at that moment,
+// each to its next suspension point. Fibers made ready during a round (spawned,
+// yielded, woken) run in the next one, so I/O is polled between them and no
+// fiber can starve the others.
+//
+// Switching. A fiber that suspends switches straight to the next ready fiber;
+// only at the end of a round does control go back to the loop context (the
+// thread's own stack) to poll. When nothing outside can have happened (no
+// timers, no I/O in flight, no remote posts, no fiber ended) the next round
+// starts in place, without the two extra switches and without a syscall or a
+// clock read: a yield costs one context switch and a few pointer writes.
+
+#include <boost/context/detail/fcontext.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <weft/runtime/detail/fiber_base.hpp>
+#include <weft/runtime/hub.hpp>
+
+#include "io/backend.hpp"
+#include "runtime/remote_queue.hpp"
+#include "runtime/stack_pool.hpp"
+#include "runtime/timer_heap.hpp"
+
+namespace weft::detail {
+
+class HubCore;
+
+/// The C++ runtime's per-thread exception bookkeeping (libstdc++/libc++ ABI):
+/// the chain of exceptions being handled and the count of those in flight.
+struct ExceptionGlobals {
+  void* caught_exceptions;
+  unsigned int uncaught_exceptions;
+};
+
+/// The loop context: the hub thread's own stack, seen as a fiber that never ends.
+class LoopContext final : public FiberBase {
+ private:
+  void run_body() noexcept override {}
+  void abort_before_start(std::exception_ptr) noexcept override {}
+};
+
+/// Read access to a fiber's stack for the stack-overflow reporter.
+struct FiberAccess {
+  static const void* stack_base(const FiberBase& f) noexcept { return f.stack_base_; }
+  static std::size_t stack_size(const FiberBase& f) noexcept { return f.stack_size_; }
+  static HubCore* hub(const FiberBase& f) noexcept { return f.hub_; }
+};
+
+class HubCore {
+ public:
+  HubCore(Hub& owner, const HubOptions& options);
+  ~HubCore();
+  HubCore(const HubCore&) = delete;
+  HubCore& operator=(const HubCore&) = delete;
+
+  /// The calling thread's hub, or nullptr.
+  static HubCore* current() noexcept;
+
+  Hub& owner() noexcept { return owner_; }
+  /// The running fiber, or nullptr when the loop context runs.
+  FiberBase* running_fiber() const noexcept {
+    return current_ == &loop_context_ ? nullptr : current_;
+  }
+  FiberBase& require_fiber(const char* operation) const;
+
+  // --- fibers -------------------------------------------------------------
+  void start(FiberBase* fiber, const SpawnOptions& options, std::optional<std::int64_t> at_ns);
+  void kill(FiberBase* fiber, std::exception_ptr error);
+  void kill_all();
+  /// Delivers an interrupt (kill: source 0; Timeout: its serial) to a started
+  /// fiber; a suspended one wakes and throws it from its suspension point.
+  void interrupt(FiberBase* fiber, std::exception_ptr error, std::uint64_t source) noexcept;
+  /// Drops a pending interrupt that came from `source` (a Timeout leaving scope).
+  void withdraw_interrupt(FiberBase* fiber, std::uint64_t source) noexcept;
+
+  // --- suspension (from a fiber of this hub) -------------------------------
+  void suspend(const char* reason, InterruptHook* hook = nullptr);
+  void yield_now();
+  /// Makes a suspended fiber ready (no-op for any other state).
+  void wake(FiberBase* fiber) noexcept {
+    if (fiber->state_ == FiberState::suspended) {
+      fiber->state_ = FiberState::ready;
+      ready_.push_back(fiber);
+    }
+  }
+
+  // --- timers ---------------------------------------------------------------
+  static std::int64_t now_ns() noexcept;
+  void arm_timer(TimerNode* node, std::int64_t deadline_ns) { timers_.arm(node, deadline_ns); }
+  void disarm_timer(TimerNode* node) noexcept { timers_.disarm(node); }
+
+  // --- the loop (outside fibers) -----------------------------------------------
+  void run_round(std::optional<std::chrono::nanoseconds> max_wait, bool chain_rounds);
+  void run_until(const std::function<bool()>& done);
+  void run_until_idle();
+  bool idle() const noexcept;
+  std::optional<std::chrono::nanoseconds> next_deadline() const;
+  void post(UniqueFunction<void()> work) { remote_.post(std::move(work)); }
+  void request_stop() noexcept;
+
+  // --- reporting ----------------------------------------------------------------
+  void set_error_handler(ErrorHandler handler) { error_handler_ = std::move(handler); }
+  void report_error(std::string_view fiber_name, std::exception_ptr error) noexcept;
+  std::size_t live_fibers() const noexcept { return live_.size(); }
+  std::string dump() const;
+  Backend& backend() noexcept { return *backend_; }
+  std::size_t stack_guard_size() const noexcept { return default_stacks_.guard_size(); }
+
+ private:
+  static void fiber_entry(boost::context::detail::transfer_t from) noexcept;
+  [[noreturn]] void exit_running_fiber() noexcept;
+
+  void switch_out(FiberBase* self);
+  FiberBase* pick_next() noexcept;
+  bool loop_has_work() const noexcept {
+    return !chain_rounds_ || attention_ || !timers_.empty() ||
+           backend_->has_operations_in_flight() || remote_.maybe_pending();
+  }
+  void jump(FiberBase* from, FiberBase* to) noexcept;
+  void after_resume(boost::context::detail::transfer_t from) noexcept;
+  bool bind_stack(FiberBase* fiber) noexcept;
+  void retire(FiberBase* fiber) noexcept;
+  StackPool& pool_for(std::size_t size);
+  void make_ready_first(FiberBase* fiber) noexcept;
+  void throw_if_interrupted(FiberBase& self);
+
+  void poll(std::optional<std::chrono::nanoseconds> max_wait);
+  void fire_due_timers() noexcept;
+  void run_ready();
+
+  Hub& owner_;
+  IntrusiveList<FiberBase, ReadyTag> ready_;
+  IntrusiveList<FiberBase, LiveTag> live_;
+  std::size_t round_budget_ = 0;  // fibers of the current round still to run
+  bool chain_rounds_ = false;     // may a round start without the loop polling?
+  bool attention_ = false;        // a fiber ended: the loop must look
+  bool stop_requested_ = false;
+  std::atomic<bool> stop_flag_{false};
+  FiberBase* current_;
+  LoopContext loop_context_;
+  ExceptionGlobals* exception_globals_;
+  TimerHeap timers_;
+  StackPool default_stacks_;
+  std::vector<std::unique_ptr<StackPool>> sized_stacks_;
+  RemoteQueue remote_;
+  std::unique_ptr<Backend> backend_;
+  ErrorHandler error_handler_;
+  std::vector<char> signal_stack_;
+};
+
+}  // namespace weft::detail

@@ -1,0 +1,147 @@
+#include "runtime/stack_pool.hpp"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <string>
+#include <system_error>
+
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define WEFT_HAVE_VALGRIND 1
+#endif
+
+namespace weft::detail {
+
+namespace {
+
+constexpr int madv_guard_install = 102;  // Linux 6.13, not yet in Debian 12's headers
+constexpr std::size_t max_slab_stacks = 256;
+constexpr std::size_t max_slab_bytes = std::size_t{64} << 20;
+
+std::size_t page_size() noexcept {
+  static const std::size_t size = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  return size;
+}
+
+std::size_t round_up(std::size_t n, std::size_t to) noexcept { return (n + to - 1) / to * to; }
+
+long read_long(const char* path, long fallback) {
+  std::ifstream in(path);
+  long value = fallback;
+  return (in >> value) ? value : fallback;
+}
+
+long count_lines(const char* path) {
+  std::ifstream in(path);
+  return std::count(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>(), '\n');
+}
+
+struct GuardPolicy {
+  std::atomic<GuardMode> mode{GuardMode::madvise};
+  // Stacks that may still get an mprotect guard (each costs two VMAs).
+  std::atomic<long> mprotect_budget{0};
+  std::once_flag exhausted_warning;
+
+  GuardPolicy() {
+#ifdef WEFT_NO_GUARD_PAGES
+    mode = GuardMode::none;
+#endif
+    if (const char* forced = std::getenv("WEFT_STACK_GUARD")) {
+      if (std::strcmp(forced, "mprotect") == 0) mode = GuardMode::mprotect;
+      else if (std::strcmp(forced, "none") == 0) mode = GuardMode::none;
+      else if (std::strcmp(forced, "madvise") == 0) mode = GuardMode::madvise;
+    }
+    const long max_maps = read_long("/proc/sys/vm/max_map_count", 65530);
+    const long free_maps = max_maps - count_lines("/proc/self/maps");
+    mprotect_budget = std::max(0L, free_maps / 2) / 2;
+  }
+};
+
+GuardPolicy& guard_policy() {
+  static GuardPolicy policy;
+  return policy;
+}
+
+bool install_mprotect_guard(void* guard, std::size_t bytes) {
+  GuardPolicy& policy = guard_policy();
+  if (policy.mprotect_budget.fetch_sub(1, std::memory_order_relaxed) <= 0) {
+    std::call_once(policy.exhausted_warning, [] {
+      std::fputs(
+          "weft: vm.max_map_count leaves no room for more mprotect guard pages; further fiber "
+          "stacks have none (raise vm.max_map_count, or use Linux 6.13+ for MADV_GUARD_INSTALL)\n",
+          stderr);
+    });
+    return false;
+  }
+  return ::mprotect(guard, bytes, PROT_NONE) == 0;
+}
+
+void install_guard(void* guard, std::size_t bytes) {
+  GuardPolicy& policy = guard_policy();
+  switch (policy.mode.load(std::memory_order_relaxed)) {
+    case GuardMode::none:
+      return;
+    case GuardMode::madvise:
+      if (::madvise(guard, bytes, madv_guard_install) == 0) return;
+      // Older kernel: every later stack uses the mprotect budget instead.
+      policy.mode.store(GuardMode::mprotect, std::memory_order_relaxed);
+      [[fallthrough]];
+    case GuardMode::mprotect:
+      install_mprotect_guard(guard, bytes);
+      return;
+  }
+}
+
+}  // namespace
+
+GuardMode StackPool::guard_mode() noexcept { return guard_policy().mode.load(); }
+
+StackPool::StackPool(std::size_t usable_size)
+    : size_(round_up(std::max(usable_size, page_size()), page_size())),
+      guard_(guard_mode() == GuardMode::none ? 0 : page_size()) {}
+
+StackPool::~StackPool() {
+  for (const Slab& slab : slabs_) ::munmap(slab.memory, slab.bytes);
+}
+
+void StackPool::add_slab() {
+  const std::size_t stride = guard_ + size_;
+  std::size_t count = std::min(next_slab_stacks_, std::max<std::size_t>(1, max_slab_bytes / stride));
+  const std::size_t bytes = count * stride;
+  void* memory = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+  if (memory == MAP_FAILED) {
+    throw std::system_error(errno, std::generic_category(),
+                            "weft: mapping " + std::to_string(bytes) + " bytes of fiber stacks");
+  }
+  slabs_.push_back(Slab{memory, bytes});
+  next_slab_stacks_ = std::min(next_slab_stacks_ * 2, max_slab_stacks);
+  // Called with no idle stack left. Push in reverse so the lowest stack is
+  // handed out first.
+  char* first = static_cast<char*>(memory);
+  for (std::size_t i = count; i-- > 0;) {
+    char* guard = first + i * stride;
+    if (guard_ != 0) install_guard(guard, guard_);
+#ifdef WEFT_HAVE_VALGRIND
+    if (RUNNING_ON_VALGRIND) VALGRIND_STACK_REGISTER(guard + guard_, guard + stride);
+#endif
+    free_.push_back(guard + guard_);
+  }
+}
+
+void StackPool::trim(std::size_t keep, std::size_t budget) noexcept {
+  if (free_.size() <= keep) return;
+  const std::size_t end = std::min(free_.size() - keep, trimmed_ + budget);
+  for (; trimmed_ < end; ++trimmed_) ::madvise(free_[trimmed_], size_, MADV_DONTNEED);
+}
+
+}  // namespace weft::detail

@@ -1,0 +1,45 @@
+#include <weft/runtime/timeout.hpp>
+
+#include <atomic>
+
+#include "runtime/hub_core.hpp"
+
+namespace weft {
+
+namespace {
+// Serials, not addresses, identify a Timeout: a later one may reuse the address.
+std::atomic<std::uint64_t> next_timeout_serial{1};
+}  // namespace
+
+TimeoutError::TimeoutError(std::uint64_t timeout_serial)
+    : std::runtime_error("weft::Timeout expired"), timeout_serial_(timeout_serial) {}
+
+bool TimeoutError::is(const Timeout& timeout) const noexcept {
+  return timeout.serial_ == timeout_serial_;
+}
+
+Timeout::Timeout(std::chrono::nanoseconds duration)
+    : fiber_(&detail::current_hub_core("weft::Timeout").require_fiber("weft::Timeout")),
+      serial_(next_timeout_serial.fetch_add(1, std::memory_order_relaxed)) {
+  timer_.owner = this;
+  timer_.fire = &Timeout::fire;
+  detail::FiberAccess::hub(*fiber_)->arm_timer(
+      &timer_, detail::HubCore::now_ns() + std::max<std::int64_t>(0, duration.count()));
+}
+
+Timeout::~Timeout() { cancel(); }
+
+void Timeout::cancel() noexcept {
+  detail::HubCore* hub = detail::FiberAccess::hub(*fiber_);
+  hub->disarm_timer(&timer_);
+  hub->withdraw_interrupt(fiber_, serial_);
+}
+
+void Timeout::fire(detail::TimerNode* timer) noexcept {
+  auto* timeout = static_cast<Timeout*>(timer->owner);
+  detail::FiberAccess::hub(*timeout->fiber_)
+      ->interrupt(timeout->fiber_, std::make_exception_ptr(TimeoutError(timeout->serial_)),
+                  timeout->serial_);
+}
+
+}  // namespace weft
