@@ -121,7 +121,7 @@ void HubCore::kill(FiberBase* fiber, std::exception_ptr error) {
 
 void HubCore::kill_all() {
   std::vector<FiberBase*> alive;
-  while (!live_.empty()) {
+  while (!live_.empty()) {  // left by the break below once nothing is alive
     // A snapshot: links run by a kill may spawn or end other fibers.
     alive.clear();
     live_.for_each([&](FiberBase* fiber) {
@@ -137,6 +137,7 @@ void HubCore::kill_all() {
       }
       fiber->release();
     }
+    if (live_.empty()) break;
     run_round(ready_.empty() ? std::nullopt : std::optional(std::chrono::nanoseconds{0}), false);
   }
 }
@@ -273,6 +274,7 @@ bool HubCore::bind_stack(FiberBase* fiber) noexcept {
     fiber->context_ =
         ctx::make_fcontext(static_cast<char*>(stack.base) + stack.size, stack.size, &fiber_entry);
     fiber->tsan_fiber_ = tsan_create_fiber();
+    fiber->has_run_ = true;
     return true;
   } catch (...) {
     // No stack for it: it ends unrun, and its wait() tells why.

@@ -6,9 +6,9 @@ namespace weft {
 
 void yield() { detail::current_hub_core("weft::yield").yield_now(); }
 
-void sleep(std::chrono::nanoseconds duration) {
-  detail::HubCore& hub = detail::current_hub_core("weft::sleep");
-  if (duration.count() <= 0) return hub.yield_now();
+namespace {
+
+void sleep_until_ns(detail::HubCore& hub, std::int64_t deadline_ns) {
   detail::FiberBase& self = hub.require_fiber("weft::sleep");
 
   detail::TimerNode timer;
@@ -17,13 +17,30 @@ void sleep(std::chrono::nanoseconds duration) {
     auto* sleeper = static_cast<detail::FiberBase*>(node->owner);
     detail::FiberAccess::hub(*sleeper)->wake(sleeper);
   };
-  hub.arm_timer(&timer, detail::HubCore::now_ns() + duration.count());
+  hub.arm_timer(&timer, deadline_ns);
   struct Disarm {
     detail::HubCore& hub;
     detail::TimerNode& timer;
     ~Disarm() { hub.disarm_timer(&timer); }  // woken early by kill or Timeout
   } disarm{hub, timer};
   hub.suspend("sleep");
+}
+
+}  // namespace
+
+void sleep(std::chrono::nanoseconds duration) {
+  detail::HubCore& hub = detail::current_hub_core("weft::sleep");
+  if (duration.count() <= 0) return hub.yield_now();
+  sleep_until_ns(hub, detail::HubCore::now_ns() + duration.count());
+}
+
+void sleep_until(std::chrono::steady_clock::time_point deadline) {
+  // steady_clock is CLOCK_MONOTONIC, the hub's clock, in libstdc++ and libc++.
+  detail::HubCore& hub = detail::current_hub_core("weft::sleep_until");
+  const std::int64_t deadline_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count();
+  if (deadline_ns <= detail::HubCore::now_ns()) return hub.yield_now();
+  sleep_until_ns(hub, deadline_ns);
 }
 
 }  // namespace weft

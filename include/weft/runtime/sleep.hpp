@@ -18,4 +18,9 @@ void sleep(std::chrono::duration<Rep, Period> duration) {
   sleep(std::chrono::ceil<std::chrono::nanoseconds>(duration));
 }
 
+/// Suspends the calling fiber until `deadline` (steady_clock, the hub's clock).
+/// Fibers sleeping until the same deadline wake in the order they slept.
+/// A deadline in the past is yield(). Suspension point. From a fiber.
+void sleep_until(std::chrono::steady_clock::time_point deadline);
+
 }  // namespace weft

@@ -71,7 +71,8 @@ class FiberBase : public ListHook<ReadyTag>, public ListHook<LiveTag> {
   std::uint64_t id() const noexcept { return id_; }
   FiberState state() const noexcept { return state_; }
   bool dead() const noexcept { return state_ == FiberState::dead; }
-  bool started() const noexcept { return state_ != FiberState::created; }
+  /// Has it begun running? (False for one killed before it started.)
+  bool started() const noexcept { return has_run_; }
   const std::string& name() const noexcept { return name_; }
   void set_name(std::string name) { name_ = std::move(name); }
 
@@ -100,7 +101,7 @@ class FiberBase : public ListHook<ReadyTag>, public ListHook<LiveTag> {
   std::size_t requested_stack_size_ = 0;
   HubCore* hub_ = nullptr;
   FiberState state_ = FiberState::created;
-  bool wants_front_of_queue_ = false;
+  bool has_run_ = false;
   const char* wait_reason_ = "start";
   InterruptHook* interrupt_hook_ = nullptr;
   std::exception_ptr interrupt_;

@@ -1,0 +1,84 @@
+// sleep, yield and timer ordering.
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <vector>
+
+#include <weft/weft.hpp>
+
+using namespace std::chrono_literals;
+
+TEST(Sleep, NeverReturnsEarly) {
+  weft::run([] {
+    for (auto d : {100us, 1000us, 2500us}) {
+      const auto start = std::chrono::steady_clock::now();
+      weft::sleep(d);
+      EXPECT_GE(std::chrono::steady_clock::now() - start, d);
+    }
+  });
+}
+
+TEST(Sleep, SleepersWakeInDeadlineOrder) {
+  weft::run([] {
+    std::vector<int> order;
+    std::vector<weft::GreenThread<void>> sleepers;
+    for (int ms : {4, 1, 3, 2}) {
+      sleepers.push_back(weft::spawn([&order, ms] {
+        weft::sleep(std::chrono::milliseconds(ms));
+        order.push_back(ms);
+      }));
+    }
+    for (auto& s : sleepers) s.wait();
+    EXPECT_EQ(order, (std::vector<int>{1, 2, 3, 4}));
+  });
+}
+
+TEST(Sleep, ZeroAndNegativeDurationsYield) {
+  weft::run([] {
+    std::vector<int> log;
+    weft::spawn_n([&] { log.push_back(1); });
+    weft::sleep(0ms);
+    EXPECT_EQ(log, std::vector<int>{1});
+    weft::spawn_n([&] { log.push_back(2); });
+    weft::sleep(-5ms);
+    EXPECT_EQ(log, (std::vector<int>{1, 2}));
+  });
+}
+
+TEST(Sleep, ManyPendingTimersFireInDeadlineOrderAndEqualDeadlinesInTheOrderSet) {
+  weft::run([] {
+    constexpr int count = 5000;
+    constexpr int per_deadline = 50;
+    // Far enough ahead that every fiber is asleep before the first deadline.
+    const auto base = std::chrono::steady_clock::now() + 100ms;
+    std::vector<int> fired;  // spawn indexes, in wake order
+    fired.reserve(count);
+    // Spawned in reverse deadline order; each group of 100 shares a deadline.
+    for (int i = 0; i < count; ++i) {
+      weft::spawn_n([&fired, base, i] {
+        const int group = (count - 1 - i) / per_deadline;
+        weft::sleep_until(base + std::chrono::microseconds(group * 10));
+        fired.push_back(i);
+      });
+    }
+    while (static_cast<int>(fired.size()) < count) weft::sleep(1ms);
+    for (int k = 0; k < count; ++k) {
+      const int group = k / per_deadline;
+      const int expected = count - (group + 1) * per_deadline + k % per_deadline;
+      ASSERT_EQ(fired[k], expected) << "wake #" << k;
+    }
+  });
+}
+
+TEST(Sleep, AYieldingFiberDoesNotStarveSleepers) {
+  weft::run([] {
+    bool woke = false;
+    weft::spawn_n([&] {
+      weft::sleep(1ms);
+      woke = true;
+    });
+    while (!woke) weft::yield();
+    SUCCEED();
+  });
+}

@@ -1,0 +1,213 @@
+// spawn, spawn_n, spawn_after and GreenThread::wait.
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <weft/weft.hpp>
+
+using namespace std::chrono_literals;
+
+TEST(Spawn, ReturnsBeforeTheChildRuns) {
+  weft::run([] {
+    std::vector<std::string> log;
+    auto child = weft::spawn([&] { log.push_back("child"); });
+    log.push_back("parent");
+    child.wait();
+    EXPECT_EQ(log, (std::vector<std::string>{"parent", "child"}));
+  });
+}
+
+TEST(Spawn, PassesDecayCopiedArgumentsAndReturnsTheResult) {
+  weft::run([] {
+    std::string text = "abc";
+    auto child = weft::spawn([](std::string s, int n) { return s + std::to_string(n); }, text, 7);
+    text = "changed";  // the child got its own copy
+    EXPECT_EQ(child.wait(), "abc7");
+  });
+}
+
+TEST(Spawn, AcceptsMoveOnlyCallablesArgumentsAndResults) {
+  weft::run([] {
+    auto owned = std::make_unique<int>(5);
+    auto child = weft::spawn(
+        [p = std::move(owned)](std::unique_ptr<int> q) { return std::make_unique<int>(*p + *q); },
+        std::make_unique<int>(6));
+    std::unique_ptr<int> result = child.wait();
+    EXPECT_EQ(*result, 11);
+    EXPECT_THROW(child.wait(), std::logic_error);  // a move-only result is taken once
+  });
+}
+
+TEST(Spawn, FibersStartInSpawnOrder) {
+  weft::run([] {
+    std::vector<int> order;
+    std::vector<weft::GreenThread<void>> children;
+    for (int i = 0; i < 5; ++i) children.push_back(weft::spawn([&order, i] { order.push_back(i); }));
+    for (auto& child : children) child.wait();
+    EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3, 4}));
+  });
+}
+
+TEST(Spawn, YieldReturnsAfterEveryReadyFiberRanToItsNextSuspension) {
+  weft::run([] {
+    std::vector<std::string> log;
+    weft::spawn([&] {
+      log.push_back("a1");
+      weft::yield();
+      log.push_back("a2");
+    });
+    weft::spawn([&] { log.push_back("b1"); });
+    weft::yield();
+    log.push_back("main");
+    weft::yield();
+    EXPECT_EQ(log, (std::vector<std::string>{"a1", "b1", "main", "a2"}));
+  });
+}
+
+TEST(Spawn, ManyWaitersAllGetTheSameOutcome) {
+  weft::run([] {
+    auto source = weft::spawn([] {
+      weft::sleep(1ms);
+      return 42;
+    });
+    std::vector<weft::GreenThread<int>> waiters;
+    for (int i = 0; i < 5; ++i) waiters.push_back(weft::spawn([source] { return source.wait(); }));
+    for (auto& waiter : waiters) EXPECT_EQ(waiter.wait(), 42);
+  });
+}
+
+TEST(Spawn, WaitRethrowsTheFibersException) {
+  weft::run([] {
+    auto child = weft::spawn([]() -> int { throw std::runtime_error("boom"); });
+    EXPECT_THROW(
+        {
+          try {
+            child.wait();
+          } catch (const std::runtime_error& e) {
+            EXPECT_STREQ(e.what(), "boom");
+            throw;
+          }
+        },
+        std::runtime_error);
+    EXPECT_THROW(child.wait(), std::runtime_error);  // again, same outcome
+  });
+}
+
+TEST(Spawn, AFiberWaitingForItselfGetsALogicError) {
+  weft::run([] {
+    auto self = std::make_shared<weft::GreenThread<void>>();
+    *self = weft::spawn([self] { EXPECT_THROW(self->wait(), std::logic_error); });
+    self->wait();
+    *self = {};
+  });
+}
+
+TEST(Spawn, OutsideAHubThrowsNoHubError) {
+  EXPECT_THROW(weft::spawn([] {}), weft::NoHubError);
+  EXPECT_THROW(weft::spawn_n([] {}), weft::NoHubError);
+  EXPECT_THROW(weft::sleep(1ms), weft::NoHubError);
+  EXPECT_THROW(weft::yield(), weft::NoHubError);
+  EXPECT_THROW(weft::Timeout(1ms), weft::NoHubError);
+}
+
+TEST(Spawn, AFinishedHandleCanBeWaitedOnAfterTheHubIsGone) {
+  auto handle = weft::run([] {
+    auto child = weft::spawn([] { return 3; });
+    child.wait();
+    return child;
+  });
+  EXPECT_TRUE(handle.dead());
+  EXPECT_EQ(handle.wait(), 3);
+}
+
+TEST(Spawn, AFiberLeftUnstartedWhenMainEndsNeverRunsAndItsHandleSaysKilled) {
+  bool ran = false;
+  auto handle = weft::run([&] { return weft::spawn([&] { ran = true; }); });
+  EXPECT_TRUE(handle.dead());
+  EXPECT_FALSE(handle.started());
+  EXPECT_THROW(handle.wait(), weft::FiberExit);
+  EXPECT_FALSE(ran);
+}
+
+TEST(SpawnN, RunsOnceAtTheNextRound) {
+  weft::run([] {
+    int runs = 0;
+    weft::spawn_n([&] { ++runs; });
+    EXPECT_EQ(runs, 0);
+    weft::yield();
+    EXPECT_EQ(runs, 1);
+    weft::yield();
+    EXPECT_EQ(runs, 1);
+  });
+}
+
+TEST(SpawnN, AnEscapingExceptionGoesToTheErrorHandlerAndTheHubKeepsRunning) {
+  std::vector<std::string> reported;
+  weft::run([&] {
+    weft::Hub::current().set_error_handler([&](std::string_view name, std::exception_ptr e) {
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        reported.push_back(std::string(name) + ":" + ex.what());
+      }
+    });
+    weft::spawn_n(weft::SpawnOptions{.name = "worker"}, [] { throw std::runtime_error("bad"); });
+    weft::sleep(1ms);
+    weft::spawn_n([] {});  // still schedules
+    weft::yield();
+  });
+  EXPECT_EQ(reported, (std::vector<std::string>{"worker:bad"}));
+}
+
+TEST(SpawnN, DefaultErrorHandlerPrintsToStderr) {
+  testing::internal::CaptureStderr();
+  weft::run([] {
+    weft::spawn_n(weft::SpawnOptions{.name = "noisy"}, [] { throw std::runtime_error("oops"); });
+    weft::yield();
+  });
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("noisy"), std::string::npos) << err;
+  EXPECT_NE(err.find("oops"), std::string::npos) << err;
+}
+
+TEST(SpawnN, AKilledSpawnNFiberIsNotReportedAsAnError) {
+  int reports = 0;
+  weft::run([&] {
+    weft::Hub::current().set_error_handler([&](std::string_view, std::exception_ptr) { ++reports; });
+    weft::spawn_n([] { weft::sleep(1h); });
+    weft::yield();
+  });  // run kills it on the way out
+  EXPECT_EQ(reports, 0);
+}
+
+TEST(SpawnAfter, StartsOnlyOnceTheDelayHasPassed) {
+  weft::run([] {
+    const auto start = std::chrono::steady_clock::now();
+    auto child = weft::spawn_after(5ms, [] { return std::chrono::steady_clock::now(); });
+    EXPECT_GE(child.wait() - start, 5ms);
+  });
+}
+
+TEST(SpawnAfter, RunsEvenIfTheSpawnerHasEnded) {
+  weft::run([] {
+    auto spawner = weft::spawn([] { return weft::spawn_after(1ms, [] { return 9; }); });
+    auto grandchild = spawner.wait();
+    EXPECT_TRUE(spawner.dead());
+    EXPECT_EQ(grandchild.wait(), 9);
+  });
+}
+
+TEST(SpawnAfter, EqualDelaysStartInTheOrderTheyWereSet) {
+  weft::run([] {
+    std::vector<int> order;
+    std::vector<weft::GreenThread<void>> children;
+    for (int i = 0; i < 20; ++i) {
+      children.push_back(weft::spawn_after(0ms, [&order, i] { order.push_back(i); }));
+    }
+    for (auto& child : children) child.wait();
+    for (int i = 0; i < 20; ++i) EXPECT_EQ(order[i], i);
+  });
+}

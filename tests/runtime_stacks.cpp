@@ -1,0 +1,109 @@
+// Fiber stacks: size per spawn, overflow reporting, many live fibers, and the
+// guard-page budget that vm.max_map_count imposes.
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include <weft/weft.hpp>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+// Touches `bytes` of stack, in a way the optimiser cannot drop.
+__attribute__((noinline)) int use_stack(std::size_t bytes) {
+  volatile char buffer[4096];
+  std::memset(const_cast<char*>(buffer), 1, sizeof buffer);
+  if (bytes <= sizeof buffer) return buffer[0];
+  return use_stack(bytes - sizeof buffer) + buffer[7];
+}
+
+__attribute__((noinline)) int recurse_forever(int depth) {
+  volatile char buffer[1024];
+  buffer[0] = static_cast<char>(depth);
+  return recurse_forever(depth + 1) + buffer[0];
+}
+
+}  // namespace
+
+TEST(Stacks, APerSpawnStackSizeIsHonoured) {
+  weft::run([] {
+    auto deep = weft::spawn(weft::SpawnOptions{.stack_size = 1024 * 1024}, [] {
+      return use_stack(600 * 1024);
+    });
+    EXPECT_GT(deep.wait(), 0);
+  });
+}
+
+TEST(Stacks, AHundredThousandFibersCanBeAliveAtOnce) {
+  weft::run([] {
+    constexpr int count = 100000;
+    int started = 0;
+    int finished = 0;
+    for (int i = 0; i < count; ++i) {
+      weft::spawn_n([&] {
+        ++started;
+        weft::sleep(1ms);
+        ++finished;
+      });
+    }
+    weft::yield();
+    EXPECT_EQ(started, count);
+    EXPECT_EQ(weft::Hub::current().live_fibers(), static_cast<std::size_t>(count) + 1);
+    while (finished < count) weft::sleep(1ms);
+  });
+}
+
+TEST(Stacks, StacksAreReusedSoManySequentialFibersCostFewStacks) {
+  weft::run([] {
+    for (int i = 0; i < 50000; ++i) weft::spawn([] { return 1; }).wait();
+  });
+  SUCCEED();  // without reuse this maps 50k stacks; the RSS check lives in benchmarks
+}
+
+using StacksDeathTest = testing::Test;
+
+TEST_F(StacksDeathTest, AnOverflowIsReportedWithTheFiberName) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(weft::run([] {
+                 weft::spawn(weft::SpawnOptions{.name = "deep-diver", .stack_size = 32 * 1024},
+                             [] { return recurse_forever(0); })
+                     .wait();
+               }),
+               "stack[- ]overflow");
+}
+
+TEST_F(StacksDeathTest, TheOverflowReportNamesWeftAndTheFiber) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(weft::run([] {
+                 weft::spawn(weft::SpawnOptions{.name = "deep-diver", .stack_size = 32 * 1024},
+                             [] { return recurse_forever(0); })
+                     .wait();
+               }),
+               "weft: stack overflow in fiber #[0-9]+ 'deep-diver'");
+}
+
+TEST_F(StacksDeathTest, WhenMprotectGuardsRunOutFibersStillRunAndItIsSaidOnce) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  // vm.max_map_count allows ~16k mprotect-guarded stacks; ask for 40k live.
+  EXPECT_EXIT(
+      {
+        setenv("WEFT_STACK_GUARD", "mprotect", 1);
+        int finished = 0;
+        weft::run([&] {
+          constexpr int count = 40000;
+          for (int i = 0; i < count; ++i) {
+            weft::spawn_n(weft::SpawnOptions{.stack_size = 16 * 1024}, [&] {
+              weft::sleep(1ms);
+              ++finished;
+            });
+          }
+          while (finished < count) weft::sleep(1ms);
+        });
+        std::exit(finished == 40000 ? 0 : 1);
+      },
+      testing::ExitedWithCode(0), "no room for more mprotect guard pages");
+}
