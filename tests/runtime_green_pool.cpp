@@ -107,6 +107,32 @@ TEST(GreenPool, WaitallReturnsOnceEveryJobHasEnded) {
   });
 }
 
+TEST(GreenPool, WaitallAlsoWaitsForAJobThatTookAFreedSlotBeforeWaitallResumed) {
+  weft::run([&] {
+    weft::Timeout watchdog(kWatchdog);
+    weft::GreenPool pool(1);
+    Log log;
+    bool release = false;
+    pool.spawn([&] { wait_until(release); });
+    auto spawner = weft::spawn([&] {
+      pool.spawn([&] {
+        weft::sleep(1ms);
+        log.push_back("late job done");
+      });
+    });
+    weft::yield();  // the spawner now waits for the slot
+    ASSERT_EQ(pool.waiting(), 1u);
+    release = true;
+    // The first job's end wakes the spawner, then this fiber (running() is 0
+    // for a moment); the spawner runs first and takes the slot again.
+    pool.waitall();
+    log.push_back("waitall returned");
+    EXPECT_EQ(pool.running(), 0u);
+    EXPECT_EQ(log, (Log{"late job done", "waitall returned"}));
+    EXPECT_TRUE(spawner.dead());
+  });
+}
+
 TEST(GreenPool, WaitallOnAnEmptyPoolReturnsWithoutSuspending) {
   weft::run([&] {
     weft::Timeout watchdog(kWatchdog);
@@ -263,6 +289,35 @@ TEST(GreenPool, FreedSlotGoesToTheWaitingSpawnerNotToANewcomer) {
     a.wait();
     pool.waitall();
     EXPECT_EQ(log, (Log{"a got slot", "a job", "newcomer got slot", "newcomer job"}));
+  });
+}
+
+TEST(GreenPool, NewcomerQueuesBehindSpawnersThatAreStillWaiting) {
+  weft::run([&] {
+    weft::Timeout watchdog(kWatchdog);
+    weft::GreenPool pool(1);
+    Log log;
+    bool release = false;
+    pool.spawn([&] { spin_until(release); });
+    auto spawner = [&](std::string name) {
+      pool.spawn([&log, name] { log.push_back(name + " job"); });
+      log.push_back(name + " got slot");
+    };
+    auto a = weft::spawn(spawner, std::string("a"));
+    auto b = weft::spawn(spawner, std::string("b"));
+    weft::yield();  // the job spins, a and b block for a slot
+    ASSERT_EQ(pool.waiting(), 2u);
+    release = true;
+    weft::yield();  // the job ends and wakes a; this fiber runs before a does
+    ASSERT_EQ(pool.waiting(), 1u);  // b
+    // A slot is free, but b still waits for one: the newcomer goes behind b.
+    pool.spawn([&] { log.push_back("newcomer job"); });
+    log.push_back("newcomer got slot");
+    a.wait();
+    b.wait();
+    pool.waitall();
+    EXPECT_EQ(log, (Log{"a got slot", "a job", "b got slot", "b job", "newcomer got slot",
+                        "newcomer job"}));
   });
 }
 

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds weft and runs the whole test suite: on the
+# io_uring backend, on the epoll fallback, then again both under
+# AddressSanitizer + UndefinedBehaviorSanitizer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+
+jobs=$(nproc)
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
+
+run_suite() {  # build dir, meson setup options...
+  local dir=$1
+  shift
+  [ -f "$dir/build.ninja" ] || meson setup "$dir" "$@"
+  ninja -C "$dir" -j "$jobs"
+  echo "== $dir: default backend (io_uring, else epoll)"
+  meson test -C "$dir" --num-processes "$jobs" --print-errorlogs
+  echo "== $dir: epoll backend"
+  meson test -C "$dir" --setup epoll --num-processes "$jobs" --print-errorlogs
+}
+
+run_suite build-test -Dbenchmarks=false
+run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbenchmarks=false -Dexamples=false
+echo "weft: all tests passed (io_uring, epoll, ASan+UBSan)"
