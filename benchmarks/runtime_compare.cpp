@@ -700,6 +700,10 @@ int main(int argc, char** argv) {
   if (options.lines_only) return 0;
   for (const BenchInfo& bench : kBenches)
     print_bench_table(bench, report, options.reps);
-  print_targets(report);
+  if (options.n) {
+    std::printf("\n# targets: not judged (--n changed the workload's size)\n");
+  } else {
+    print_targets(report);
+  }
   return 0;
 }

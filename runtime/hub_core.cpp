@@ -327,6 +327,7 @@ void HubCore::poll(std::optional<std::chrono::nanoseconds> max_wait) {
   }
   const bool may_block = !max_wait || max_wait->count() > 0;
   if (may_block) {
+    trim_idle_stacks();
     remote_.set_hub_sleeping(true);
     if (remote_.maybe_pending()) max_wait = std::chrono::nanoseconds{0};
   }
@@ -334,6 +335,15 @@ void HubCore::poll(std::optional<std::chrono::nanoseconds> max_wait) {
   if (may_block) remote_.set_hub_sleeping(false);
   remote_.run_pending(on_error);
   fire_due_timers();
+}
+
+void HubCore::trim_idle_stacks() noexcept {
+  // Going idle: a good moment to return the memory of cold stacks (a burst of
+  // fibers leaves many behind). Bounded, since each stack costs a syscall.
+  constexpr std::size_t keep_hot = 256;
+  constexpr std::size_t per_idle_round = 256;
+  default_stacks_.trim(keep_hot, per_idle_round);
+  for (auto& pool : sized_stacks_) pool->trim(keep_hot, per_idle_round);
 }
 
 void HubCore::fire_due_timers() noexcept {

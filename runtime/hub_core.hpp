@@ -137,6 +137,7 @@ class HubCore {
 
   void poll(std::optional<std::chrono::nanoseconds> max_wait);
   void fire_due_timers() noexcept;
+  void trim_idle_stacks() noexcept;
   void run_ready();
 
   Hub& owner_;

@@ -136,6 +136,7 @@ void StackPool::add_slab() {
 #endif
     free_.push_back(guard + guard_);
   }
+  trimmed_ = free_.size();  // fresh stacks hold no memory yet: nothing to give back
 }
 
 void StackPool::trim(std::size_t keep, std::size_t budget) noexcept {

@@ -1,0 +1,90 @@
+#pragma once
+// Measuring as the shared peer harness does (/work/shared/peers/cpp/common.hpp):
+// CLOCK_MONOTONIC for time, /proc/self/status for memory.
+
+#include <time.h>
+
+#include <cstdarg>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace weft_bench {
+
+[[noreturn]] inline void die(const std::string& message) {
+  std::fprintf(stderr, "runtime_compare: %s\n", message.c_str());
+  std::exit(2);
+}
+
+inline std::string format(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+inline std::string format(const char* fmt, ...) {
+  std::va_list args;
+  va_start(args, fmt);
+  std::va_list again;
+  va_copy(again, args);
+  const int size = std::vsnprintf(nullptr, 0, fmt, args);
+  va_end(args);
+  std::string out(static_cast<std::size_t>(size), '\0');
+  std::vsnprintf(out.data(), out.size() + 1, fmt, again);
+  va_end(again);
+  return out;
+}
+
+inline std::uint64_t now_ns() {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000 +
+         static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+/// A "Key:   <n> kB" field of /proc/self/status; -1 if absent.
+inline long proc_status_kb(std::string_view key) {
+  FILE* status = std::fopen("/proc/self/status", "r");
+  if (!status) return -1;
+  char line[256];
+  long value = -1;
+  while (std::fgets(line, sizeof line, status)) {
+    if (std::string_view(line).starts_with(key) && line[key.size()] == ':') {
+      value = std::strtol(line + key.size() + 1, nullptr, 10);
+      break;
+    }
+  }
+  std::fclose(status);
+  return value;
+}
+
+/// RSS of one peer's run, read as the harness reads it: base = VmRSS before the first
+/// (warm-up) round, peak = VmHWM at the end of a round. VmHWM is per process, and
+/// several peers share this one, so the window first resets it to the current RSS
+/// (clear_refs "5", Linux 4.0+): the peak is then this peer's own, as if it ran alone.
+class RssWindow {
+ public:
+  RssWindow() {
+    if (!reset_peak()) warn_once();
+    base_kb_ = proc_status_kb("VmRSS");
+  }
+  long base_kb() const noexcept { return base_kb_; }
+  long peak_kb() const { return proc_status_kb("VmHWM"); }
+
+ private:
+  static bool reset_peak() {
+    FILE* clear_refs = std::fopen("/proc/self/clear_refs", "w");
+    if (!clear_refs) return false;
+    const bool written = std::fputs("5", clear_refs) >= 0;
+    return std::fclose(clear_refs) == 0 && written;
+  }
+  static void warn_once() {
+    static bool warned = false;
+    if (!std::exchange(warned, true)) {
+      std::fputs("# runtime_compare: cannot reset VmHWM; peak_rss_kb includes earlier peers\n",
+                 stderr);
+    }
+  }
+
+  long base_kb_ = 0;
+};
+
+}  // namespace weft_bench
