@@ -64,9 +64,14 @@ void report_fiber_error(const FiberBase& fiber, std::exception_ptr error) noexce
 }
 
 void WaitQueue::wait(const char* reason) {
-  HubCore& hub = current_hub_core(reason);
   Waiter waiter;
+  wait(waiter, reason);
+}
+
+void WaitQueue::wait(Waiter& waiter, const char* reason) {
+  HubCore& hub = current_hub_core(reason);
   waiter.fiber = &hub.require_fiber(reason);
+  waiter.notified = false;
   waiters_.push_back(&waiter);
   struct Unqueue {
     IntrusiveList<Waiter, WaitTag>& list;
@@ -81,6 +86,7 @@ void WaitQueue::wait(const char* reason) {
 bool WaitQueue::notify_one() noexcept {
   Waiter* waiter = waiters_.pop_front();
   if (!waiter) return false;
+  waiter->notified = true;
   FiberAccess::hub(*waiter->fiber)->wake(waiter->fiber);
   return true;
 }

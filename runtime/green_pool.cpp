@@ -5,27 +5,34 @@ namespace weft {
 namespace detail {
 
 void PoolState::acquire_slot() {
-  // FIFO: a newcomer does not overtake fibers already waiting for a slot.
-  if (free_slots() <= 0 || !slot_waiters_.empty()) {
-    try {
-      do {
-        slot_waiters_.wait("GreenPool::spawn");
-      } while (free_slots() <= 0);
-    } catch (...) {
-      // Interrupted, perhaps just after being handed a slot: pass it on.
-      if (free_slots() > 0) slot_waiters_.notify_one();
-      throw;
-    }
+  // FIFO, no barging: a newcomer waits behind earlier spawners, and a freed
+  // slot is handed to the oldest waiter rather than left for whoever runs first.
+  if (free_slots() > 0 && slot_waiters_.empty()) {
+    ++running_;
+    return;
   }
+  Waiter waiter;
+  try {
+    slot_waiters_.wait(waiter, "GreenPool::spawn");
+  } catch (...) {
+    if (waiter.notified) {  // handed a slot, then interrupted: pass it on
+      --handed_off_;
+      hand_off_free_slots();
+    }
+    throw;
+  }
+  --handed_off_;
   ++running_;
-  // A slot may still be free for the next waiter (resize, several releases).
-  if (free_slots() > 0) slot_waiters_.notify_one();
 }
 
 void PoolState::release_slot() noexcept {
   --running_;
-  if (free_slots() > 0) slot_waiters_.notify_one();
+  hand_off_free_slots();
   if (running_ == 0) idle_waiters_.notify_all();
+}
+
+void PoolState::hand_off_free_slots() noexcept {
+  while (free_slots() > 0 && slot_waiters_.notify_one()) ++handed_off_;
 }
 
 }  // namespace detail
@@ -42,7 +49,7 @@ void GreenPool::waitall() {
 
 void GreenPool::resize(std::size_t size) {
   state_->size_ = size;
-  if (state_->free_slots() > 0) state_->slot_waiters_.notify_one();
+  state_->hand_off_free_slots();
 }
 
 }  // namespace weft

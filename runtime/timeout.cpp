@@ -8,8 +8,12 @@ namespace weft {
 
 namespace {
 // Serials, not addresses, identify a Timeout: a later one may reuse the address.
-std::atomic<std::uint64_t> next_timeout_serial{1};
+std::atomic<std::uint64_t> timeout_serials{1};
 }  // namespace
+
+std::uint64_t detail::next_timeout_serial() noexcept {
+  return timeout_serials.load(std::memory_order_relaxed);
+}
 
 TimeoutError::TimeoutError(std::uint64_t timeout_serial)
     : std::runtime_error("weft::Timeout expired"), timeout_serial_(timeout_serial) {}
@@ -20,7 +24,7 @@ bool TimeoutError::is(const Timeout& timeout) const noexcept {
 
 Timeout::Timeout(std::chrono::nanoseconds duration)
     : fiber_(&detail::current_hub_core("weft::Timeout").require_fiber("weft::Timeout")),
-      serial_(next_timeout_serial.fetch_add(1, std::memory_order_relaxed)) {
+      serial_(timeout_serials.fetch_add(1, std::memory_order_relaxed)) {
   timer_.owner = this;
   timer_.fire = &Timeout::fire;
   detail::FiberAccess::hub(*fiber_)->arm_timer(

@@ -34,7 +34,9 @@ std::vector<int> iota_vector(int first, int n) {
   return v;
 }
 
-int passthru(int x) { return x; }
+int passthru(int x) {
+  return x;
+}
 
 }  // namespace
 
@@ -46,7 +48,8 @@ TEST(GreenPile, NextReturnsResultsInSpawnOrderNotCompletionOrder) {
     for (int i = 0; i < 5; ++i) {
       pile.spawn(
           [&](int x) {
-            for (int turn = 0; turn < 5 - x; ++turn) weft::yield();  // later jobs end sooner
+            for (int turn = 0; turn < 5 - x; ++turn)
+              weft::yield();  // later jobs end sooner
             completed.push_back(x);
             return x;
           },
@@ -55,7 +58,8 @@ TEST(GreenPile, NextReturnsResultsInSpawnOrderNotCompletionOrder) {
     EXPECT_EQ(pile.size(), 5u);
     EXPECT_FALSE(pile.empty());
     std::vector<int> results;
-    while (!pile.empty()) results.push_back(pile.next());
+    while (!pile.empty())
+      results.push_back(pile.next());
     EXPECT_EQ(completed, (std::vector<int>{4, 3, 2, 1, 0}));
     EXPECT_EQ(results, (std::vector<int>{0, 1, 2, 3, 4}));
     EXPECT_EQ(pile.size(), 0u);
@@ -69,7 +73,8 @@ TEST(GreenPile, NextWaitsForTheOldestJobEvenWhenYoungerOnesHaveEnded) {
     Log log;
     bool release_slow = false;
     pile.spawn([&] {
-      while (!release_slow) weft::sleep(1ms);
+      while (!release_slow)
+        weft::sleep(1ms);
       log.push_back("slow ended");
       return std::string("slow");
     });
@@ -151,15 +156,18 @@ TEST(GreenPile, SpawnIntoAFullPileInterruptedByTimeoutZeroLeavesTheSequenceIntac
   weft::run([&] {
     weft::Timeout watchdog(kWatchdog);
     weft::GreenPile<int> pile(4);
-    for (int i = 0; i < 4; ++i) pile.spawn(passthru, i);
+    for (int i = 0; i < 4; ++i)
+      pile.spawn(passthru, i);
     {
       weft::Timeout timeout(0ms);
       EXPECT_THROW(pile.spawn(passthru, -1), weft::TimeoutError);
     }
     EXPECT_EQ(pile.size(), 4u);
-    for (int i = 4; i < 10; ++i) pile.spawn(passthru, i);
+    for (int i = 4; i < 10; ++i)
+      pile.spawn(passthru, i);
     std::vector<int> results;
-    while (!pile.empty()) results.push_back(pile.next());
+    while (!pile.empty())
+      results.push_back(pile.next());
     EXPECT_EQ(results, iota_vector(0, 10));
   });
 }
@@ -171,7 +179,8 @@ TEST(GreenPile, SpawnTimingOutOnAFullSharedPoolTakesNoSlotAndAddsNothing) {
     weft::GreenPile<int> pile(pool);
     bool release = false;
     auto blocker = [&](int x) {
-      while (!release) weft::sleep(1ms);
+      while (!release)
+        weft::sleep(1ms);
       return x;
     };
     pile.spawn(blocker, 0);
@@ -188,7 +197,8 @@ TEST(GreenPile, SpawnTimingOutOnAFullSharedPoolTakesNoSlotAndAddsNothing) {
     release = true;
     pile.spawn(passthru, 2);
     std::vector<int> results;
-    while (!pile.empty()) results.push_back(pile.next());
+    while (!pile.empty())
+      results.push_back(pile.next());
     EXPECT_EQ(results, iota_vector(0, 3));
     pool.waitall();
     EXPECT_EQ(pool.free(), 2);
@@ -204,7 +214,8 @@ TEST(GreenPile, SpawnIntoAFullPileKilledWhileWaitingAddsNothing) {
     bool release = false;
     pile.spawn(
         [&](int x) {
-          while (!release) weft::sleep(1ms);
+          while (!release)
+            weft::sleep(1ms);
           return x;
         },
         0);
@@ -248,7 +259,8 @@ TEST(GreenPile, TwoPilesSharingOnePoolEachKeepTheirOwnOrder) {
       return x;
     };
     auto bunch_of_work = [&](weft::GreenPile<int>& pile, int unique) {
-      for (int i = 0; i < 10; ++i) pile.spawn(work, i + unique);
+      for (int i = 0; i < 10; ++i)
+        pile.spawn(work, i + unique);
     };
     auto producer1 = weft::spawn(bunch_of_work, std::ref(pile1), 0);
     auto producer2 = weft::spawn(bunch_of_work, std::ref(pile2), 100);
@@ -257,9 +269,11 @@ TEST(GreenPile, TwoPilesSharingOnePoolEachKeepTheirOwnOrder) {
     EXPECT_EQ(pile1.size(), 10u);
     EXPECT_EQ(pile2.size(), 10u);
     std::vector<int> results2;
-    while (!pile2.empty()) results2.push_back(pile2.next());
+    while (!pile2.empty())
+      results2.push_back(pile2.next());
     std::vector<int> results1;
-    while (!pile1.empty()) results1.push_back(pile1.next());
+    while (!pile1.empty())
+      results1.push_back(pile1.next());
     EXPECT_EQ(results2, iota_vector(100, 10));
     EXPECT_EQ(results1, iota_vector(0, 10));
     EXPECT_EQ(peak, 2);  // both piles together never ran more than the pool allows
@@ -272,8 +286,7 @@ TEST(GreenPile, TwoPilesSharingOnePoolEachKeepTheirOwnOrder) {
 namespace {
 
 struct StressError : std::runtime_error {
-  explicit StressError(std::pair<int, int> token)
-      : std::runtime_error("stress"), token(token) {}
+  explicit StressError(std::pair<int, int> token) : std::runtime_error("stress"), token(token) {}
   std::pair<int, int> token;
 };
 
@@ -286,14 +299,16 @@ void check_strict_order_per_producer(std::size_t concurrency) {
     weft::GreenPile<std::pair<int, int>> pile(concurrency);
     auto pressure = [&](std::pair<int, int> token) {
       const int turns = static_cast<int>(rng() % 4);
-      for (int t = 0; t < turns; ++t) weft::yield();
+      for (int t = 0; t < turns; ++t)
+        weft::yield();
       if (rng() % 10 == 0) throw StressError(token);
       return token;
     };
     std::vector<weft::GreenThread<void>> producers;
     for (int unique = 1; unique <= kProducers; ++unique) {
       producers.push_back(weft::spawn([&, unique] {
-        for (int i = 0; i < kIters; ++i) pile.spawn(pressure, std::pair{unique, i});
+        for (int i = 0; i < kIters; ++i)
+          pile.spawn(pressure, std::pair{unique, i});
       }));
     }
     pile.spawn(pressure, std::pair{0, 0});
@@ -302,7 +317,7 @@ void check_strict_order_per_producer(std::size_t concurrency) {
     latest.fill(-1);
     int received = 0;
     int errors = 0;
-    bool in_order = true;
+    std::string first_violation;
     while (received < kProducers * kIters + 1) {
       if (pile.empty()) {
         weft::yield();  // the producers have not spawned the next job yet
@@ -318,13 +333,18 @@ void check_strict_order_per_producer(std::size_t concurrency) {
       ++received;
       if (received % 5 == 0) weft::yield();
       auto [unique, order] = token;
-      if (latest[unique] >= order) in_order = false;
+      if (latest[unique] >= order && first_violation.empty()) {
+        first_violation = "producer " + std::to_string(unique) + ": " + std::to_string(order) +
+                          " came after " + std::to_string(latest[unique]);
+      }
       latest[unique] = order;
     }
-    EXPECT_TRUE(in_order);
-    for (int unique = 1; unique <= kProducers; ++unique) EXPECT_EQ(latest[unique], kIters - 1);
+    EXPECT_EQ(first_violation, "");
+    for (int unique = 1; unique <= kProducers; ++unique)
+      EXPECT_EQ(latest[unique], kIters - 1);
     EXPECT_GT(errors, 0);  // the exception path was exercised
-    for (auto& p : producers) p.wait();
+    for (auto& p : producers)
+      p.wait();
     EXPECT_TRUE(pile.empty());
   });
 }

@@ -28,13 +28,15 @@ constexpr auto kWatchdog = 5s;
 
 // Suspends the calling fiber until `flag` is set (checked every millisecond).
 void wait_until(const bool& flag) {
-  while (!flag) weft::sleep(1ms);
+  while (!flag)
+    weft::sleep(1ms);
 }
 
 // Like wait_until, but yields instead of sleeping, so the fiber stays in the
 // ready queue and the scheduling order around it is exact.
 void spin_until(const bool& flag) {
-  while (!flag) weft::yield();
+  while (!flag)
+    weft::yield();
 }
 
 // Routes exceptions that escape spawn_n fibers into `reported` (their what()).
@@ -79,7 +81,8 @@ TEST(GreenPool, SpawnedResultsComeBackInOrderWithAtMostSizeJobsRunning) {
       EXPECT_LE(pool.running(), 4u);
     }
     std::vector<int> results;
-    for (auto& job : jobs) results.push_back(job.wait());
+    for (auto& job : jobs)
+      results.push_back(job.wait());
     EXPECT_EQ(results, iota_vector(10));
     EXPECT_EQ(peak, 4);
   });
@@ -189,7 +192,8 @@ TEST(GreenPool, WaitingCountsSpawnersBlockedOnAFullPoolOfOne) {
     EXPECT_EQ(pool.running(), 1u);
 
     done = true;
-    for (auto& w : waiters) w.wait();
+    for (auto& w : waiters)
+      w.wait();
     EXPECT_EQ(pool.waiting(), 0u);
     EXPECT_EQ(pool.running(), 0u);
   });
@@ -308,7 +312,8 @@ TEST(GreenPool, NewcomerQueuesBehindSpawnersThatAreStillWaiting) {
     weft::yield();  // the job spins, a and b block for a slot
     ASSERT_EQ(pool.waiting(), 2u);
     release = true;
-    weft::yield();  // the job ends and wakes a; this fiber runs before a does
+    // The job ends and wakes a; this fiber runs again before a does.
+    weft::yield();
     ASSERT_EQ(pool.waiting(), 1u);  // b
     // A slot is free, but b still waits for one: the newcomer goes behind b.
     pool.spawn([&] { log.push_back("newcomer job"); });
@@ -387,7 +392,8 @@ TEST(GreenPool, InlineSpawnKeepsTheJobsExceptionInTheHandleInsteadOfThrowingIt) 
     Log log;
     auto outer = pool.spawn([&] {
       weft::GreenThread<int> inner;
-      EXPECT_NO_THROW(inner = pool.spawn([]() -> int { throw std::runtime_error("inner failed"); }));
+      EXPECT_NO_THROW(inner =
+                          pool.spawn([]() -> int { throw std::runtime_error("inner failed"); }));
       log.push_back("spawn returned");
       EXPECT_TRUE(inner.dead());
       try {

@@ -32,9 +32,17 @@ class TimeoutError : public std::runtime_error {
  public:
   explicit TimeoutError(std::uint64_t timeout_serial);
   bool is(const Timeout& timeout) const noexcept;
+  /// Which Timeout raised it: serials grow with every Timeout made, so a
+  /// smaller one belongs to an older (outer) scope.
+  std::uint64_t serial() const noexcept { return timeout_serial_; }
 
  private:
   std::uint64_t timeout_serial_;
 };
+
+namespace detail {
+/// The serial the next Timeout will get.
+std::uint64_t next_timeout_serial() noexcept;
+}  // namespace detail
 
 }  // namespace weft

@@ -12,6 +12,7 @@
 #include <utility>
 
 #include <weft/runtime/detail/fiber_base.hpp>
+#include <weft/runtime/errors.hpp>
 #include <weft/runtime/green_thread.hpp>
 
 namespace weft {
@@ -25,14 +26,19 @@ class PoolState {
 
   std::size_t size_;
   std::size_t running_ = 0;
-  WaitQueue slot_waiters_;  // spawners blocked on a full pool
-  WaitQueue idle_waiters_;  // waitall
+  std::size_t handed_off_ = 0;  // slots given to woken spawners that have not resumed
+  WaitQueue slot_waiters_;      // spawners blocked on a full pool, FIFO
+  WaitQueue idle_waiters_;      // waitall
   std::unordered_set<const FiberBase*> members_;
 
-  long free_slots() const noexcept { return static_cast<long>(size_) - static_cast<long>(running_); }
+  long free_slots() const noexcept {
+    return static_cast<long>(size_) - static_cast<long>(running_ + handed_off_);
+  }
   bool caller_is_member() const { return members_.count(current_fiber()) != 0; }
   void acquire_slot();
   void release_slot() noexcept;
+  /// Gives free slots to waiting spawners, oldest first.
+  void hand_off_free_slots() noexcept;
 };
 
 /// Holds one of the pool's slots; freed with the job's callable (after it ran,
@@ -83,6 +89,7 @@ class InlineResult final : public GreenThreadState<R> {
   template <class Call>
   explicit InlineResult(Call&& call) {
     std::exception_ptr error;
+    const std::uint64_t first_own_timeout = next_timeout_serial();
     try {
       if constexpr (std::is_void_v<R>) {
         std::forward<Call>(call)();
@@ -90,6 +97,11 @@ class InlineResult final : public GreenThreadState<R> {
       } else {
         this->value_.emplace(std::forward<Call>(call)());
       }
+    } catch (const FiberExit&) {
+      throw;  // a kill aimed at the calling fiber, not the job's outcome
+    } catch (const TimeoutError& e) {
+      if (e.serial() < first_own_timeout) throw;  // the caller's own Timeout
+      error = std::current_exception();
     } catch (...) {
       error = std::current_exception();
     }
@@ -134,10 +146,14 @@ class GreenPool {
   template <class F, class... Args>
   void spawn_n(F&& f, Args&&... args) {
     if (state_->free_slots() <= 0 && state_->caller_is_member()) {
+      const std::uint64_t first_own_timeout = detail::next_timeout_serial();
       try {
         std::invoke(std::decay_t<F>(std::forward<F>(f)), std::decay_t<Args>(std::forward<Args>(args))...);
       } catch (const FiberExit&) {
-        throw;
+        throw;  // aimed at the calling fiber
+      } catch (const TimeoutError& e) {
+        if (e.serial() < first_own_timeout) throw;
+        detail::report_fiber_error(*detail::current_fiber(), std::current_exception());
       } catch (...) {
         detail::report_fiber_error(*detail::current_fiber(), std::current_exception());
       }

@@ -122,6 +122,9 @@ class FiberBase : public ListHook<ReadyTag>, public ListHook<LiveTag> {
 /// One waiting fiber in a WaitQueue; lives on the waiter's stack.
 struct Waiter : ListHook<WaitTag> {
   FiberBase* fiber = nullptr;
+  /// Set by notify: what the waiter was woken for (a slot, an item) is its own,
+  /// even if an interrupt reaches it before it resumes.
+  bool notified = false;
 };
 
 /// FIFO queue of fibers of one hub waiting for something: the one wait
@@ -135,6 +138,9 @@ class WaitQueue {
   /// Suspends the calling fiber until notified. Throws the interrupt (kill,
   /// Timeout) if one arrives first; the waiter is then no longer queued.
   void wait(const char* reason);
+  /// As wait(), with the caller's Waiter, whose `notified` tells after an
+  /// interrupt whether a notification had reached it (and must be passed on).
+  void wait(Waiter& waiter, const char* reason);
   /// Wakes the oldest waiter; false if there was none. Never suspends.
   bool notify_one() noexcept;
   void notify_all() noexcept;
