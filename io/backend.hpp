@@ -29,9 +29,13 @@ class Backend {
   /// just collect) for completions or a wake-up, and dispatches completions.
   virtual void wait(std::optional<std::chrono::nanoseconds> timeout) = 0;
   /// True while user operations are in flight whose completions need polling.
-  virtual bool has_operations_in_flight() const noexcept = 0;
+  /// Not virtual: the hub asks at the end of every round.
+  bool has_operations_in_flight() const noexcept { return in_flight_ != 0; }
   /// Readable when completions or wake-ups are waiting (for embedding).
   virtual int poll_fd() const noexcept = 0;
+
+ protected:
+  std::size_t in_flight_ = 0;  // operations submitted and not yet completed (or fds watched)
 };
 
 /// Makes the backend `requested` names, honouring WEFT_BACKEND and falling back

@@ -37,7 +37,7 @@ class EpollBackend final : public Backend {
   void wait(std::optional<std::chrono::nanoseconds> timeout) override {
     int timeout_ms = -1;
     if (timeout) {
-      if (timeout->count() <= 0 && watched_ == 0) return;  // nothing could be ready
+      if (timeout->count() <= 0 && in_flight_ == 0) return;  // nothing could be ready
       // Round up: a timer must never fire early.
       timeout_ms = static_cast<int>((timeout->count() + 999'999) / 1'000'000);
     }
@@ -57,7 +57,6 @@ class EpollBackend final : public Backend {
     }
   }
 
-  bool has_operations_in_flight() const noexcept override { return watched_ != 0; }
   int poll_fd() const noexcept override { return epoll_fd_; }
 
  private:
@@ -68,7 +67,6 @@ class EpollBackend final : public Backend {
 
   int epoll_fd_;
   int wake_fd_;
-  std::size_t watched_ = 0;  // user fds registered (none until the io layer)
 };
 
 }  // namespace

@@ -58,7 +58,6 @@ class UringBackend final : public Backend {
     drain_completions();
   }
 
-  bool has_operations_in_flight() const noexcept override { return in_flight_ != 0; }
   int poll_fd() const noexcept override { return ring_.ring_fd; }
 
  private:
@@ -140,7 +139,6 @@ class UringBackend final : public Backend {
   io_uring ring_{};
   int wake_fd_;
   std::uint64_t wake_counter_ = 0;
-  std::size_t in_flight_ = 0;
 };
 
 }  // namespace

@@ -23,9 +23,6 @@ namespace ctx = boost::context::detail;
 
 namespace {
 
-// initial-exec: a plain TLS load, no __tls_get_addr call from the shared library.
-thread_local HubCore* this_thread_hub __attribute__((tls_model("initial-exec"))) = nullptr;
-
 std::atomic<std::uint64_t> next_fiber_id{1};
 
 std::size_t default_stack_size(const HubOptions& options) {
@@ -37,7 +34,7 @@ std::size_t default_stack_size(const HubOptions& options) {
 
 }  // namespace
 
-HubCore* HubCore::current() noexcept { return this_thread_hub; }
+constinit thread_local HubCore* this_thread_hub __attribute__((tls_model("initial-exec"))) = nullptr;
 
 HubCore::HubCore(Hub& owner, const HubOptions& options)
     : owner_(owner),
@@ -62,11 +59,8 @@ HubCore::~HubCore() {
   this_thread_hub = nullptr;
 }
 
-FiberBase& HubCore::require_fiber(const char* operation) const {
-  if (current_ == &loop_context_) {
-    throw NoHubError(std::string(operation) + ": must be called from a fiber");
-  }
-  return *current_;
+void HubCore::throw_not_in_fiber(const char* operation) {
+  throw NoHubError(std::string(operation) + ": must be called from a fiber");
 }
 
 std::int64_t HubCore::now_ns() noexcept {
@@ -171,82 +165,11 @@ void HubCore::make_ready_first(FiberBase* fiber) noexcept {
 
 // --- suspension ---------------------------------------------------------------
 
-void HubCore::throw_if_interrupted(FiberBase& self) {
-  if (!self.interrupt_) return;
+void HubCore::rethrow_interrupt(FiberBase& self) {
   std::exception_ptr error = std::move(self.interrupt_);
   self.interrupt_ = nullptr;
   self.interrupt_source_ = 0;
   std::rethrow_exception(error);
-}
-
-void HubCore::suspend(const char* reason, InterruptHook* hook) {
-  FiberBase& self = require_fiber(reason);
-  throw_if_interrupted(self);
-  self.state_ = FiberState::suspended;
-  self.wait_reason_ = reason;
-  self.interrupt_hook_ = hook;
-  switch_out(&self);
-  self.interrupt_hook_ = nullptr;
-  throw_if_interrupted(self);
-}
-
-void HubCore::yield_now() {
-  FiberBase& self = require_fiber("weft::yield");
-  throw_if_interrupted(self);
-  self.state_ = FiberState::ready;
-  self.wait_reason_ = "yield";
-  ready_.push_back(&self);
-  switch_out(&self);
-  throw_if_interrupted(self);
-}
-
-void HubCore::switch_out(FiberBase* self) {
-  FiberBase* next = pick_next();
-  if (next == self) {
-    self->state_ = FiberState::running;
-    return;
-  }
-  jump(self, next ? next : &loop_context_);
-}
-
-FiberBase* HubCore::pick_next() noexcept {
-  for (;;) {
-    if (round_budget_ == 0) {
-      if (loop_has_work()) return nullptr;
-      round_budget_ = ready_.size();  // next round, started in place
-    }
-    FiberBase* next = ready_.pop_front();
-    if (!next) {
-      round_budget_ = 0;
-      return nullptr;
-    }
-    --round_budget_;
-    if (next->state_ != FiberState::created || bind_stack(next)) return next;
-  }
-}
-
-void HubCore::jump(FiberBase* from, FiberBase* to) noexcept {
-  from->caught_exceptions_ = exception_globals_->caught_exceptions;
-  from->uncaught_exceptions_ = exception_globals_->uncaught_exceptions;
-  current_ = to;
-  to->state_ = FiberState::running;
-  annotate_switch_out(&from->asan_fake_stack_, from->state_ == FiberState::dead,
-                      StackBounds{to->stack_base_, to->stack_size_}, to->tsan_fiber_);
-  after_resume(ctx::jump_fcontext(to->context_, from));
-}
-
-void HubCore::after_resume(ctx::transfer_t from) noexcept {
-  FiberBase* self = current_;
-  const StackBounds left = annotate_switch_in(self->asan_fake_stack_);
-  auto* previous = static_cast<FiberBase*>(from.data);
-  previous->context_ = from.fctx;
-  if (previous == &loop_context_ && !loop_context_.stack_base_) {
-    loop_context_.stack_base_ = const_cast<void*>(left.bottom);  // learnt for ASan
-    loop_context_.stack_size_ = left.size;
-  }
-  if (previous->state_ == FiberState::dead) retire(previous);
-  exception_globals_->caught_exceptions = self->caught_exceptions_;
-  exception_globals_->uncaught_exceptions = self->uncaught_exceptions_;
 }
 
 void HubCore::fiber_entry(ctx::transfer_t from) noexcept {

@@ -30,11 +30,15 @@
 #include "io/backend.hpp"
 #include "runtime/remote_queue.hpp"
 #include "runtime/stack_pool.hpp"
+#include "runtime/switch_annotations.hpp"
 #include "runtime/timer_heap.hpp"
 
 namespace weft::detail {
 
 class HubCore;
+
+// initial-exec: a plain TLS load, no __tls_get_addr call from the shared library.
+extern thread_local constinit HubCore* this_thread_hub __attribute__((tls_model("initial-exec")));
 
 /// The C++ runtime's per-thread exception bookkeeping (libstdc++/libc++ ABI):
 /// the chain of exceptions being handled and the count of those in flight.
@@ -65,14 +69,17 @@ class HubCore {
   HubCore& operator=(const HubCore&) = delete;
 
   /// The calling thread's hub, or nullptr.
-  static HubCore* current() noexcept;
+  static HubCore* current() noexcept { return this_thread_hub; }
 
   Hub& owner() noexcept { return owner_; }
   /// The running fiber, or nullptr when the loop context runs.
   FiberBase* running_fiber() const noexcept {
     return current_ == &loop_context_ ? nullptr : current_;
   }
-  FiberBase& require_fiber(const char* operation) const;
+  FiberBase& require_fiber(const char* operation) const {
+    if (current_ == &loop_context_) [[unlikely]] throw_not_in_fiber(operation);
+    return *current_;
+  }
 
   // --- fibers -------------------------------------------------------------
   void start(FiberBase* fiber, const SpawnOptions& options, std::optional<std::int64_t> at_ns);
@@ -85,8 +92,30 @@ class HubCore {
   void withdraw_interrupt(FiberBase* fiber, std::uint64_t source) noexcept;
 
   // --- suspension (from a fiber of this hub) -------------------------------
-  void suspend(const char* reason, InterruptHook* hook = nullptr);
-  void yield_now();
+  void suspend(const char* reason, InterruptHook* hook = nullptr) {
+    FiberBase& self = require_fiber(reason);
+    throw_if_interrupted(self);
+    self.state_ = FiberState::suspended;
+    self.wait_reason_ = reason;
+    self.interrupt_hook_ = hook;
+    switch_out(&self);
+    self.interrupt_hook_ = nullptr;
+    throw_if_interrupted(self);
+  }
+
+  /// The whole of weft::yield: one context switch and a few pointer writes
+  /// when the round can go on in place. Inlined into one frame on purpose:
+  /// fcontext's switch ends in an indirect jump, so each extra call level
+  /// between user code and the switch costs a mispredicted return.
+  __attribute__((always_inline)) void yield_now() {
+    FiberBase& self = require_fiber("weft::yield");
+    throw_if_interrupted(self);
+    self.state_ = FiberState::ready;
+    self.wait_reason_ = "yield";
+    ready_.push_back(&self);
+    switch_out(&self);
+    throw_if_interrupted(self);
+  }
   /// Makes a suspended fiber ready (no-op for any other state).
   void wake(FiberBase* fiber) noexcept {
     if (fiber->state_ == FiberState::suspended) {
@@ -120,20 +149,70 @@ class HubCore {
  private:
   static void fiber_entry(boost::context::detail::transfer_t from) noexcept;
   [[noreturn]] void exit_running_fiber() noexcept;
+  [[noreturn]] static void throw_not_in_fiber(const char* operation);
+  [[noreturn]] static void rethrow_interrupt(FiberBase& self);
 
-  void switch_out(FiberBase* self);
-  FiberBase* pick_next() noexcept;
+  __attribute__((always_inline)) void switch_out(FiberBase* self) {
+    FiberBase* next = pick_next();
+    if (next == self) {
+      self->state_ = FiberState::running;
+      return;
+    }
+    jump(self, next ? next : &loop_context_);
+  }
+
+  __attribute__((always_inline)) FiberBase* pick_next() noexcept {
+    for (;;) {
+      if (round_budget_ == 0) {
+        if (loop_has_work()) return nullptr;
+        round_budget_ = ready_.size();  // the next round, started in place
+      }
+      FiberBase* next = ready_.pop_front();
+      if (!next) {
+        round_budget_ = 0;
+        return nullptr;
+      }
+      --round_budget_;
+      if (next->state_ != FiberState::created || bind_stack(next)) [[likely]] return next;
+    }
+  }
   bool loop_has_work() const noexcept {
     return !chain_rounds_ || attention_ || !timers_.empty() ||
            backend_->has_operations_in_flight() || remote_.maybe_pending();
   }
-  void jump(FiberBase* from, FiberBase* to) noexcept;
-  void after_resume(boost::context::detail::transfer_t from) noexcept;
+  __attribute__((always_inline)) void jump(FiberBase* from, FiberBase* to) noexcept {
+    from->caught_exceptions_ = exception_globals_->caught_exceptions;
+    from->uncaught_exceptions_ = exception_globals_->uncaught_exceptions;
+    current_ = to;
+    to->state_ = FiberState::running;
+    annotate_switch_out(&from->asan_fake_stack_, from->state_ == FiberState::dead,
+                        StackBounds{to->stack_base_, to->stack_size_}, to->tsan_fiber_);
+    after_resume(boost::context::detail::jump_fcontext(to->context_, from));
+  }
+
+  __attribute__((always_inline)) void after_resume(
+      boost::context::detail::transfer_t from) noexcept {
+    FiberBase* self = current_;
+    [[maybe_unused]] const StackBounds left = annotate_switch_in(self->asan_fake_stack_);
+    auto* previous = static_cast<FiberBase*>(from.data);
+    previous->context_ = from.fctx;
+    if constexpr (built_with_asan) {
+      if (previous == &loop_context_ && !loop_context_.stack_base_) {
+        loop_context_.stack_base_ = const_cast<void*>(left.bottom);  // learnt for ASan
+        loop_context_.stack_size_ = left.size;
+      }
+    }
+    if (previous->state_ == FiberState::dead) [[unlikely]] retire(previous);
+    exception_globals_->caught_exceptions = self->caught_exceptions_;
+    exception_globals_->uncaught_exceptions = self->uncaught_exceptions_;
+  }
   bool bind_stack(FiberBase* fiber) noexcept;
   void retire(FiberBase* fiber) noexcept;
   StackPool& pool_for(std::size_t size);
   void make_ready_first(FiberBase* fiber) noexcept;
-  void throw_if_interrupted(FiberBase& self);
+  void throw_if_interrupted(FiberBase& self) {
+    if (self.interrupt_) [[unlikely]] rethrow_interrupt(self);
+  }
 
   void poll(std::optional<std::chrono::nanoseconds> max_wait);
   void fire_due_timers() noexcept;

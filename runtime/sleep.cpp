@@ -4,7 +4,11 @@
 
 namespace weft {
 
-void yield() { detail::current_hub_core("weft::yield").yield_now(); }
+void yield() {
+  detail::HubCore* hub = detail::HubCore::current();
+  if (!hub) [[unlikely]] detail::current_hub_core("weft::yield");  // throws NoHubError
+  hub->yield_now();
+}
 
 namespace {
 
