@@ -12,7 +12,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-void say(const char* what) { std::printf("  %s\n", what); }
+void say(const char* what) {
+  std::printf("  %s\n", what);
+}
 
 int fetch(int id) {
   weft::sleep(std::chrono::milliseconds(10 * id));  // pretend to wait on the network
@@ -23,10 +25,14 @@ void spawn_and_wait() {
   std::puts("spawn + wait: three fibers sleep concurrently, results come back in order");
   std::vector<weft::GreenThread<int>> jobs;
   const auto start = std::chrono::steady_clock::now();
-  for (int id = 1; id <= 3; ++id) jobs.push_back(weft::spawn(fetch, id));
-  for (auto& job : jobs) std::printf("  fiber #%llu -> %d\n", static_cast<unsigned long long>(job.id()), job.wait());
-  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
-  std::printf("  took %lld ms (not 60: they slept at the same time)\n", static_cast<long long>(took.count()));
+  for (int id = 1; id <= 3; ++id)
+    jobs.push_back(weft::spawn(fetch, id));
+  for (auto& job : jobs)
+    std::printf("  fiber #%llu -> %d\n", static_cast<unsigned long long>(job.id()), job.wait());
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - start);
+  std::printf("  took %lld ms (not 60: they slept at the same time)\n",
+              static_cast<long long>(took.count()));
 }
 
 void kill_and_link() {
@@ -56,7 +62,8 @@ void timeouts() {
   } catch (const weft::TimeoutError& e) {
     std::printf("  %s after 20 ms\n", e.what());
   }
-  const int value = weft::with_timeout(20ms, [] { return fetch(1); }, -1);
+  const int value = weft::with_timeout(
+      20ms, [] { return fetch(1); }, -1);
   std::printf("  with_timeout: fetch(1) finished in time -> %d\n", value);
 }
 
@@ -64,9 +71,11 @@ void pools() {
   std::puts("GreenPool(2) + GreenPile: at most two at a time, results in spawn order");
   weft::GreenPool pool(2);
   weft::GreenPile<int> pile(pool);
-  for (int id : {3, 1, 2}) pile.spawn(fetch, id);
+  for (int id : {3, 1, 2})
+    pile.spawn(fetch, id);
   std::printf("  running now: %zu, free: %ld\n", pool.running(), pool.free());
-  while (!pile.empty()) std::printf("  result %d\n", pile.next());
+  while (!pile.empty())
+    std::printf("  result %d\n", pile.next());
 }
 
 }  // namespace

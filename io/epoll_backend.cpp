@@ -18,7 +18,8 @@ constexpr int max_events = 128;
 
 class EpollBackend final : public Backend {
  public:
-  explicit EpollBackend(int wake_fd) : epoll_fd_(::epoll_create1(EPOLL_CLOEXEC)), wake_fd_(wake_fd) {
+  explicit EpollBackend(int wake_fd)
+      : epoll_fd_(::epoll_create1(EPOLL_CLOEXEC)), wake_fd_(wake_fd) {
     if (epoll_fd_ < 0) throw std::system_error(errno, std::generic_category(), "epoll_create1");
     epoll_event event{};
     event.events = EPOLLIN;

@@ -32,7 +32,8 @@ void PoolState::release_slot() noexcept {
 }
 
 void PoolState::hand_off_free_slots() noexcept {
-  while (free_slots() > 0 && slot_waiters_.notify_one()) ++handed_off_;
+  while (free_slots() > 0 && slot_waiters_.notify_one())
+    ++handed_off_;
 }
 
 }  // namespace detail
@@ -41,10 +42,12 @@ GreenPool::GreenPool(std::size_t size) : state_(std::make_shared<detail::PoolSta
 
 void GreenPool::waitall() {
   if (state_->caller_is_member()) {
-    throw std::logic_error("weft::GreenPool::waitall called from one of the pool's own fibers: it "
-                           "would wait for itself and never return");
+    throw std::logic_error(
+        "weft::GreenPool::waitall called from one of the pool's own fibers: it "
+        "would wait for itself and never return");
   }
-  while (state_->running_ > 0) state_->idle_waiters_.wait("GreenPool::waitall");
+  while (state_->running_ > 0)
+    state_->idle_waiters_.wait("GreenPool::waitall");
 }
 
 void GreenPool::resize(std::size_t size) {

@@ -10,8 +10,10 @@ void GreenThreadCore::wait_finished() {
   if (finished_) return;
   FiberBase* self = current_fiber();
   if (!self) throw NoHubError("weft::GreenThread::wait: must be called from a fiber");
-  if (self == this) throw std::logic_error("weft::GreenThread::wait: a fiber cannot wait for itself");
-  while (!finished_) waiters_.wait("GreenThread::wait");
+  if (self == this)
+    throw std::logic_error("weft::GreenThread::wait: a fiber cannot wait for itself");
+  while (!finished_)
+    waiters_.wait("GreenThread::wait");
 }
 
 std::uint64_t GreenThreadCore::add_link(LinkCallback callback) {

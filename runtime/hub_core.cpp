@@ -34,7 +34,8 @@ std::size_t default_stack_size(const HubOptions& options) {
 
 }  // namespace
 
-constinit thread_local HubCore* this_thread_hub __attribute__((tls_model("initial-exec"))) = nullptr;
+constinit thread_local HubCore* this_thread_hub __attribute__((tls_model("initial-exec"))) =
+    nullptr;
 
 HubCore::HubCore(Hub& owner, const HubOptions& options)
     : owner_(owner),
@@ -230,7 +231,8 @@ StackPool& HubCore::pool_for(std::size_t size) {
 // --- the loop -----------------------------------------------------------------
 
 void HubCore::run_round(std::optional<std::chrono::nanoseconds> max_wait, bool chain_rounds) {
-  if (running_fiber()) throw std::logic_error("weft: a hub's loop cannot run inside one of its fibers");
+  if (running_fiber())
+    throw std::logic_error("weft: a hub's loop cannot run inside one of its fibers");
   attention_ = false;
   chain_rounds_ = chain_rounds;
   poll(ready_.empty() ? max_wait : std::optional(std::chrono::nanoseconds{0}));
@@ -244,8 +246,8 @@ void HubCore::poll(std::optional<std::chrono::nanoseconds> max_wait) {
     max_wait = std::chrono::nanoseconds{0};
   }
   if (!timers_.empty() && (!max_wait || max_wait->count() > 0)) {
-    const auto until_timer = std::chrono::nanoseconds(
-        std::max<std::int64_t>(0, timers_.top()->deadline_ns - now_ns()));
+    const auto until_timer =
+        std::chrono::nanoseconds(std::max<std::int64_t>(0, timers_.top()->deadline_ns - now_ns()));
     if (!max_wait || until_timer < *max_wait) max_wait = until_timer;
   }
   const bool may_block = !max_wait || max_wait->count() > 0;
@@ -266,13 +268,15 @@ void HubCore::trim_idle_stacks() noexcept {
   constexpr std::size_t keep_hot = 256;
   constexpr std::size_t per_idle_round = 256;
   default_stacks_.trim(keep_hot, per_idle_round);
-  for (auto& pool : sized_stacks_) pool->trim(keep_hot, per_idle_round);
+  for (auto& pool : sized_stacks_)
+    pool->trim(keep_hot, per_idle_round);
 }
 
 void HubCore::fire_due_timers() noexcept {
   if (timers_.empty()) return;
   const std::int64_t now = now_ns();
-  while (TimerNode* due = timers_.pop_due(now)) due->fire(due);
+  while (TimerNode* due = timers_.pop_due(now))
+    due->fire(due);
 }
 
 void HubCore::run_ready() {

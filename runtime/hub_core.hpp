@@ -77,7 +77,8 @@ class HubCore {
     return current_ == &loop_context_ ? nullptr : current_;
   }
   FiberBase& require_fiber(const char* operation) const {
-    if (current_ == &loop_context_) [[unlikely]] throw_not_in_fiber(operation);
+    if (current_ == &loop_context_) [[unlikely]]
+      throw_not_in_fiber(operation);
     return *current_;
   }
 
@@ -173,7 +174,8 @@ class HubCore {
         return nullptr;
       }
       --round_budget_;
-      if (next->state_ != FiberState::created || bind_stack(next)) [[likely]] return next;
+      if (next->state_ != FiberState::created || bind_stack(next)) [[likely]]
+        return next;
     }
   }
   bool loop_has_work() const noexcept {
@@ -202,7 +204,8 @@ class HubCore {
         loop_context_.stack_size_ = left.size;
       }
     }
-    if (previous->state_ == FiberState::dead) [[unlikely]] retire(previous);
+    if (previous->state_ == FiberState::dead) [[unlikely]]
+      retire(previous);
     exception_globals_->caught_exceptions = self->caught_exceptions_;
     exception_globals_->uncaught_exceptions = self->uncaught_exceptions_;
   }
@@ -211,7 +214,8 @@ class HubCore {
   StackPool& pool_for(std::size_t size);
   void make_ready_first(FiberBase* fiber) noexcept;
   void throw_if_interrupted(FiberBase& self) {
-    if (self.interrupt_) [[unlikely]] rethrow_interrupt(self);
+    if (self.interrupt_) [[unlikely]]
+      rethrow_interrupt(self);
   }
 
   void poll(std::optional<std::chrono::nanoseconds> max_wait);

@@ -15,7 +15,9 @@ RemoteQueue::RemoteQueue() : wake_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) 
   }
 }
 
-RemoteQueue::~RemoteQueue() { ::close(wake_fd_); }
+RemoteQueue::~RemoteQueue() {
+  ::close(wake_fd_);
+}
 
 void RemoteQueue::post(UniqueFunction<void()> work) {
   {

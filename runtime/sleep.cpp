@@ -6,7 +6,8 @@ namespace weft {
 
 void yield() {
   detail::HubCore* hub = detail::HubCore::current();
-  if (!hub) [[unlikely]] detail::current_hub_core("weft::yield");  // throws NoHubError
+  if (!hub) [[unlikely]]
+    detail::current_hub_core("weft::yield");  // throws NoHubError
   hub->yield_now();
 }
 

@@ -21,7 +21,8 @@ struct Message {
   std::size_t length = 0;
 
   void add(const char* s) {
-    while (*s && length + 1 < sizeof text) text[length++] = *s++;
+    while (*s && length + 1 < sizeof text)
+      text[length++] = *s++;
   }
   void add(std::uintptr_t n, int base = 10) {
     char digits[24];
@@ -31,7 +32,8 @@ struct Message {
       n /= base;
     } while (n);
     if (base == 16) add("0x");
-    while (count && length + 1 < sizeof text) text[length++] = digits[--count];
+    while (count && length + 1 < sizeof text)
+      text[length++] = digits[--count];
   }
 };
 

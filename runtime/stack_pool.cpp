@@ -32,7 +32,9 @@ std::size_t page_size() noexcept {
   return size;
 }
 
-std::size_t round_up(std::size_t n, std::size_t to) noexcept { return (n + to - 1) / to * to; }
+std::size_t round_up(std::size_t n, std::size_t to) noexcept {
+  return (n + to - 1) / to * to;
+}
 
 long read_long(const char* path, long fallback) {
   std::ifstream in(path);
@@ -56,9 +58,12 @@ struct GuardPolicy {
     mode = GuardMode::none;
 #endif
     if (const char* forced = std::getenv("WEFT_STACK_GUARD")) {
-      if (std::strcmp(forced, "mprotect") == 0) mode = GuardMode::mprotect;
-      else if (std::strcmp(forced, "none") == 0) mode = GuardMode::none;
-      else if (std::strcmp(forced, "madvise") == 0) mode = GuardMode::madvise;
+      if (std::strcmp(forced, "mprotect") == 0)
+        mode = GuardMode::mprotect;
+      else if (std::strcmp(forced, "none") == 0)
+        mode = GuardMode::none;
+      else if (std::strcmp(forced, "madvise") == 0)
+        mode = GuardMode::madvise;
     }
     const long max_maps = read_long("/proc/sys/vm/max_map_count", 65530);
     const long free_maps = max_maps - count_lines("/proc/self/maps");
@@ -103,19 +108,23 @@ void install_guard(void* guard, std::size_t bytes) {
 
 }  // namespace
 
-GuardMode StackPool::guard_mode() noexcept { return guard_policy().mode.load(); }
+GuardMode StackPool::guard_mode() noexcept {
+  return guard_policy().mode.load();
+}
 
 StackPool::StackPool(std::size_t usable_size)
     : size_(round_up(std::max(usable_size, page_size()), page_size())),
       guard_(guard_mode() == GuardMode::none ? 0 : page_size()) {}
 
 StackPool::~StackPool() {
-  for (const Slab& slab : slabs_) ::munmap(slab.memory, slab.bytes);
+  for (const Slab& slab : slabs_)
+    ::munmap(slab.memory, slab.bytes);
 }
 
 void StackPool::add_slab() {
   const std::size_t stride = guard_ + size_;
-  std::size_t count = std::min(next_slab_stacks_, std::max<std::size_t>(1, max_slab_bytes / stride));
+  std::size_t count =
+      std::min(next_slab_stacks_, std::max<std::size_t>(1, max_slab_bytes / stride));
   const std::size_t bytes = count * stride;
   void* memory = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
@@ -142,7 +151,8 @@ void StackPool::add_slab() {
 void StackPool::trim(std::size_t keep, std::size_t budget) noexcept {
   if (free_.size() <= keep) return;
   const std::size_t end = std::min(free_.size() - keep, trimmed_ + budget);
-  for (; trimmed_ < end; ++trimmed_) ::madvise(free_[trimmed_], size_, MADV_DONTNEED);
+  for (; trimmed_ < end; ++trimmed_)
+    ::madvise(free_[trimmed_], size_, MADV_DONTNEED);
 }
 
 }  // namespace weft::detail

@@ -47,8 +47,7 @@ struct StackBounds {
 /// Before leaving a context for one on `target`. `dying`: the context being
 /// left will never run again, so ASan may free its fake stack.
 inline void annotate_switch_out([[maybe_unused]] void** fake_stack_save,
-                                [[maybe_unused]] bool dying,
-                                [[maybe_unused]] StackBounds target,
+                                [[maybe_unused]] bool dying, [[maybe_unused]] StackBounds target,
                                 [[maybe_unused]] void* target_tsan_fiber) noexcept {
 #ifdef WEFT_ASAN
   __sanitizer_start_switch_fiber(dying ? nullptr : fake_stack_save, target.bottom, target.size);

@@ -31,7 +31,9 @@ Timeout::Timeout(std::chrono::nanoseconds duration)
       &timer_, detail::HubCore::now_ns() + std::max<std::int64_t>(0, duration.count()));
 }
 
-Timeout::~Timeout() { cancel(); }
+Timeout::~Timeout() {
+  cancel();
+}
 
 void Timeout::cancel() noexcept {
   detail::HubCore* hub = detail::FiberAccess::hub(*fiber_);

@@ -52,7 +52,8 @@ ChildResult in_child(Body body) {
   close(pipe_fds[1]);
   ChildResult result{-1, {}};
   char buffer[512];
-  for (ssize_t n; (n = read(pipe_fds[0], buffer, sizeof buffer)) > 0;) result.output.append(buffer, n);
+  for (ssize_t n; (n = read(pipe_fds[0], buffer, sizeof buffer)) > 0;)
+    result.output.append(buffer, n);
   close(pipe_fds[0]);
   int status = 0;
   waitpid(pid, &status, 0);
@@ -90,7 +91,8 @@ TEST(Backend, FallsBackToEpollWhenSeccompDeniesIoUringSetupAndSaysWhyInOneLine) 
   ASSERT_NE(child.exit_code, 2) << "could not install the seccomp filter";
   EXPECT_EQ(child.exit_code, 0) << child.output;
   EXPECT_NE(child.output.find("backend=epoll"), std::string::npos) << child.output;
-  const std::string why = "weft: io_uring unavailable (io_uring_queue_init: Operation not permitted), using epoll\n";
+  const std::string why =
+      "weft: io_uring unavailable (io_uring_queue_init: Operation not permitted), using epoll\n";
   EXPECT_NE(child.output.find(why), std::string::npos) << child.output;
   // One line, not one per hub or per round.
   EXPECT_EQ(child.output.find(why), child.output.rfind(why));

@@ -17,7 +17,8 @@ TEST(Debug, DumpListsLiveFibersWithNameStateAndWhatTheyWaitOn) {
     weft::spawn_n(weft::SpawnOptions{.name = "fresh"}, [] {});
     const std::string dump = weft::dump_fibers();
     EXPECT_NE(dump.find("napper suspended waiting on sleep"), std::string::npos) << dump;
-    EXPECT_NE(dump.find("watcher suspended waiting on GreenThread::wait"), std::string::npos) << dump;
+    EXPECT_NE(dump.find("watcher suspended waiting on GreenThread::wait"), std::string::npos)
+        << dump;
     EXPECT_NE(dump.find("fresh created"), std::string::npos) << dump;
     EXPECT_NE(dump.find("main running"), std::string::npos) << dump;
     EXPECT_EQ(dump.find("unstarted"), std::string::npos) << dump;  // it has ended
@@ -40,4 +41,6 @@ TEST(Debug, ThisFiberIdAndName) {
   });
 }
 
-TEST(Debug, DumpOutsideAHubIsEmpty) { EXPECT_EQ(weft::dump_fibers(), ""); }
+TEST(Debug, DumpOutsideAHubIsEmpty) {
+  EXPECT_EQ(weft::dump_fibers(), "");
+}

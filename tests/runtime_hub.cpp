@@ -49,7 +49,8 @@ TEST(Hub, PostFromAnotherThreadWakesABlockedRunOnce) {
     std::this_thread::sleep_for(5ms);
     hub.post([&] { posted_ran = true; });
   });
-  while (!posted_ran) hub.run_once(10s);
+  while (!posted_ran)
+    hub.run_once(10s);
   poster.join();
   EXPECT_TRUE(posted_ran);
 }

@@ -13,7 +13,8 @@ TEST(Link, CallbacksRunInOrderWithTheHandleOnceTheResultIsAvailable) {
   weft::run([] {
     std::vector<std::string> log;
     auto child = weft::spawn([] { return 4; });
-    child.link([&](weft::GreenThread<int>& gt) { log.push_back("first:" + std::to_string(gt.wait())); });
+    child.link(
+        [&](weft::GreenThread<int>& gt) { log.push_back("first:" + std::to_string(gt.wait())); });
     child.link([&] { log.push_back("second"); });
     EXPECT_EQ(child.wait(), 4);
     EXPECT_EQ(log, (std::vector<std::string>{"first:4", "second"}));
@@ -51,7 +52,8 @@ TEST(Link, AThrowingCallbackIsReportedAndTheOthersStillRun) {
   std::vector<std::string> log;
   int reports = 0;
   weft::run([&] {
-    weft::Hub::current().set_error_handler([&](std::string_view, std::exception_ptr) { ++reports; });
+    weft::Hub::current().set_error_handler(
+        [&](std::string_view, std::exception_ptr) { ++reports; });
     auto child = weft::spawn([] { return 2; });
     child.link([&] { log.push_back("one"); });
     child.link([]() { throw std::runtime_error("link failed"); });

@@ -13,16 +13,20 @@ namespace {
 int open_fd_count() {
   int count = 0;
   DIR* dir = opendir("/proc/self/fd");
-  while (dirent* entry = readdir(dir)) count += entry->d_name[0] != '.';
+  while (dirent* entry = readdir(dir))
+    count += entry->d_name[0] != '.';
   closedir(dir);
   return count;
 }
 }  // namespace
 
-TEST(Run, ReturnsTheResultOfMain) { EXPECT_EQ(weft::run([] { return std::string("done"); }), "done"); }
+TEST(Run, ReturnsTheResultOfMain) {
+  EXPECT_EQ(weft::run([] { return std::string("done"); }), "done");
+}
 
 TEST(Run, RethrowsTheExceptionOfMain) {
-  EXPECT_THROW(weft::run([]() -> int { throw std::out_of_range("main failed"); }), std::out_of_range);
+  EXPECT_THROW(weft::run([]() -> int { throw std::out_of_range("main failed"); }),
+               std::out_of_range);
 }
 
 TEST(Run, KillsAndUnwindsFibersStillAliveWhenMainReturns) {
@@ -41,7 +45,8 @@ TEST(Run, KillsAndUnwindsFibersStillAliveWhenMainReturns) {
     }
     weft::spawn_n([&] {
       Sentinel s{unwound};
-      for (;;) weft::yield();
+      for (;;)
+        weft::yield();
     });
     weft::yield();
     weft::spawn_n([&] { never_started_ran = true; });
@@ -72,14 +77,13 @@ TEST(Run, ANestedRunOnTheSameThreadIsALogicError) {
 
 TEST(Run, LeavesNoFileDescriptorOpen) {
   const int before = open_fd_count();
-  weft::run([] {
-    weft::spawn([] { weft::sleep(1ms); }).wait();
-  });
+  weft::run([] { weft::spawn([] { weft::sleep(1ms); }).wait(); });
   EXPECT_EQ(open_fd_count(), before);
 }
 
 TEST(Run, CanRunAgainOnTheSameThreadAndOnOtherThreads) {
-  for (int i = 0; i < 3; ++i) EXPECT_EQ(weft::run([i] { return i; }), i);
+  for (int i = 0; i < 3; ++i)
+    EXPECT_EQ(weft::run([i] { return i; }), i);
   int on_thread = -1;
   std::thread([&] { on_thread = weft::run([] { return 9; }); }).join();
   EXPECT_EQ(on_thread, 9);

@@ -29,7 +29,8 @@ TEST(Sleep, SleepersWakeInDeadlineOrder) {
         order.push_back(ms);
       }));
     }
-    for (auto& s : sleepers) s.wait();
+    for (auto& s : sleepers)
+      s.wait();
     EXPECT_EQ(order, (std::vector<int>{1, 2, 3, 4}));
   });
 }
@@ -62,7 +63,8 @@ TEST(Sleep, ManyPendingTimersFireInDeadlineOrderAndEqualDeadlinesInTheOrderSet) 
         fired.push_back(i);
       });
     }
-    while (static_cast<int>(fired.size()) < count) weft::sleep(1ms);
+    while (static_cast<int>(fired.size()) < count)
+      weft::sleep(1ms);
     for (int k = 0; k < count; ++k) {
       const int group = k / per_deadline;
       const int expected = count - (group + 1) * per_deadline + k % per_deadline;
@@ -78,7 +80,8 @@ TEST(Sleep, AYieldingFiberDoesNotStarveSleepers) {
       weft::sleep(1ms);
       woke = true;
     });
-    while (!woke) weft::yield();
+    while (!woke)
+      weft::yield();
     SUCCEED();
   });
 }

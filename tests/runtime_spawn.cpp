@@ -45,8 +45,10 @@ TEST(Spawn, FibersStartInSpawnOrder) {
   weft::run([] {
     std::vector<int> order;
     std::vector<weft::GreenThread<void>> children;
-    for (int i = 0; i < 5; ++i) children.push_back(weft::spawn([&order, i] { order.push_back(i); }));
-    for (auto& child : children) child.wait();
+    for (int i = 0; i < 5; ++i)
+      children.push_back(weft::spawn([&order, i] { order.push_back(i); }));
+    for (auto& child : children)
+      child.wait();
     EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3, 4}));
   });
 }
@@ -74,8 +76,10 @@ TEST(Spawn, ManyWaitersAllGetTheSameOutcome) {
       return 42;
     });
     std::vector<weft::GreenThread<int>> waiters;
-    for (int i = 0; i < 5; ++i) waiters.push_back(weft::spawn([source] { return source.wait(); }));
-    for (auto& waiter : waiters) EXPECT_EQ(waiter.wait(), 42);
+    for (int i = 0; i < 5; ++i)
+      waiters.push_back(weft::spawn([source] { return source.wait(); }));
+    for (auto& waiter : waiters)
+      EXPECT_EQ(waiter.wait(), 42);
   });
 }
 
@@ -176,7 +180,8 @@ TEST(SpawnN, DefaultErrorHandlerPrintsToStderr) {
 TEST(SpawnN, AKilledSpawnNFiberIsNotReportedAsAnError) {
   int reports = 0;
   weft::run([&] {
-    weft::Hub::current().set_error_handler([&](std::string_view, std::exception_ptr) { ++reports; });
+    weft::Hub::current().set_error_handler(
+        [&](std::string_view, std::exception_ptr) { ++reports; });
     weft::spawn_n([] { weft::sleep(1h); });
     weft::yield();
   });  // run kills it on the way out
@@ -207,7 +212,9 @@ TEST(SpawnAfter, EqualDelaysStartInTheOrderTheyWereSet) {
     for (int i = 0; i < 20; ++i) {
       children.push_back(weft::spawn_after(0ms, [&order, i] { order.push_back(i); }));
     }
-    for (auto& child : children) child.wait();
-    for (int i = 0; i < 20; ++i) EXPECT_EQ(order[i], i);
+    for (auto& child : children)
+      child.wait();
+    for (int i = 0; i < 20; ++i)
+      EXPECT_EQ(order[i], i);
   });
 }

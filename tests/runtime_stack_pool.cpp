@@ -20,7 +20,8 @@ std::size_t resident_pages(const Stack& stack) {
   std::vector<unsigned char> residency(stack.size / page);
   EXPECT_EQ(mincore(stack.base, stack.size, residency.data()), 0);
   std::size_t count = 0;
-  for (unsigned char r : residency) count += r & 1;
+  for (unsigned char r : residency)
+    count += r & 1;
   return count;
 }
 
@@ -49,12 +50,16 @@ TEST(StackPool, TrimGivesBackTheMemoryOfColdStacksAndKeepsTheHotOnes) {
     stacks.push_back(pool.acquire());
     std::memset(stacks.back().base, 1, stacks.back().size);
   }
-  for (const Stack& s : stacks) pool.release(s);  // stacks[39] is now the hottest
+  for (const Stack& s : stacks)
+    pool.release(s);  // stacks[39] is now the hottest
   pool.trim(/*keep=*/10, /*budget=*/1000);
-  for (int i = 0; i < 30; ++i) EXPECT_EQ(resident_pages(stacks[i]), 0u) << "cold stack " << i;
-  for (int i = 30; i < 40; ++i) EXPECT_GT(resident_pages(stacks[i]), 0u) << "hot stack " << i;
+  for (int i = 0; i < 30; ++i)
+    EXPECT_EQ(resident_pages(stacks[i]), 0u) << "cold stack " << i;
+  for (int i = 30; i < 40; ++i)
+    EXPECT_GT(resident_pages(stacks[i]), 0u) << "hot stack " << i;
   // Trimmed stacks still work when handed out again.
-  for (int i = 0; i < 40; ++i) std::memset(pool.acquire().base, 2, 4096);
+  for (int i = 0; i < 40; ++i)
+    std::memset(pool.acquire().base, 2, 4096);
 }
 
 TEST(StackPool, TrimDoesAtMostItsBudgetPerCall) {
@@ -64,12 +69,15 @@ TEST(StackPool, TrimDoesAtMostItsBudgetPerCall) {
     stacks.push_back(pool.acquire());
     std::memset(stacks.back().base, 1, stacks.back().size);
   }
-  for (const Stack& s : stacks) pool.release(s);
+  for (const Stack& s : stacks)
+    pool.release(s);
   pool.trim(0, 5);
-  for (int i = 0; i < 5; ++i) EXPECT_EQ(resident_pages(stacks[i]), 0u);
+  for (int i = 0; i < 5; ++i)
+    EXPECT_EQ(resident_pages(stacks[i]), 0u);
   EXPECT_GT(resident_pages(stacks[5]), 0u);
   pool.trim(0, 100);
-  for (int i = 0; i < 20; ++i) EXPECT_EQ(resident_pages(stacks[i]), 0u);
+  for (int i = 0; i < 20; ++i)
+    EXPECT_EQ(resident_pages(stacks[i]), 0u);
 }
 
 using StackPoolDeathTest = testing::Test;

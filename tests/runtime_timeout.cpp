@@ -136,10 +136,25 @@ TEST(Timeout, InterruptsAWaitOnAGreenThreadWithoutHarmingIt) {
 
 TEST(WithTimeout, ReturnsTheTimeoutValueOnlyWhenItsOwnTimeoutFired) {
   weft::run([] {
-    EXPECT_EQ(weft::with_timeout(1ms, [] { weft::sleep(1h); return 1; }, -1), -1);
-    EXPECT_EQ(weft::with_timeout(1h, [] { return 1; }, -1), 1);
+    EXPECT_EQ(weft::with_timeout(
+                  1ms,
+                  [] {
+                    weft::sleep(1h);
+                    return 1;
+                  },
+                  -1),
+              -1);
+    EXPECT_EQ(weft::with_timeout(
+                  1h, [] { return 1; }, -1),
+              1);
     weft::Timeout outer(2ms);
-    EXPECT_THROW(weft::with_timeout(1h, [] { weft::sleep(1h); return 1; }, -1),
+    EXPECT_THROW(weft::with_timeout(
+                     1h,
+                     [] {
+                       weft::sleep(1h);
+                       return 1;
+                     },
+                     -1),
                  weft::TimeoutError);
   });
 }

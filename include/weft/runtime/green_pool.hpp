@@ -74,9 +74,9 @@ class PoolMembership {
 
 template <class F, class... Args>
 auto make_pool_job(std::shared_ptr<PoolState> pool, F&& f, Args&&... args) {
-  return [slot = PoolSlot(std::move(pool)), call = std::make_tuple(std::forward<F>(f),
-                                                                   std::forward<Args>(args)...)]() mutable
-         -> decltype(auto) {
+  return [slot = PoolSlot(std::move(pool)),
+          call = std::make_tuple(std::forward<F>(f),
+                                 std::forward<Args>(args)...)]() mutable -> decltype(auto) {
     PoolMembership membership(slot.pool());
     return invoke_tuple(std::move(call));
   };
@@ -134,12 +134,14 @@ class GreenPool {
     using R = detail::spawn_result_t<F, Args...>;
     if (state_->free_slots() <= 0 && state_->caller_is_member()) {
       auto* done = new detail::InlineResult<R>([&]() -> R {
-        return std::invoke(std::decay_t<F>(std::forward<F>(f)), std::decay_t<Args>(std::forward<Args>(args))...);
+        return std::invoke(std::decay_t<F>(std::forward<F>(f)),
+                           std::decay_t<Args>(std::forward<Args>(args))...);
       });
       return GreenThread<R>(done, detail::AdoptReference{});
     }
     state_->acquire_slot();
-    return weft::spawn(detail::make_pool_job(state_, std::forward<F>(f), std::forward<Args>(args)...));
+    return weft::spawn(
+        detail::make_pool_job(state_, std::forward<F>(f), std::forward<Args>(args)...));
   }
 
   /// As spawn, without a handle (exceptions go to the hub's error handler).
@@ -148,7 +150,8 @@ class GreenPool {
     if (state_->free_slots() <= 0 && state_->caller_is_member()) {
       const std::uint64_t first_own_timeout = detail::next_timeout_serial();
       try {
-        std::invoke(std::decay_t<F>(std::forward<F>(f)), std::decay_t<Args>(std::forward<Args>(args))...);
+        std::invoke(std::decay_t<F>(std::forward<F>(f)),
+                    std::decay_t<Args>(std::forward<Args>(args))...);
       } catch (const FiberExit&) {
         throw;  // aimed at the calling fiber
       } catch (const TimeoutError& e) {

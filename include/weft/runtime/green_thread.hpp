@@ -59,7 +59,8 @@ class GreenThreadState : public GreenThreadCore {
       if constexpr (std::is_copy_constructible_v<R>) {
         return *value_;
       } else {
-        if (!value_) throw std::logic_error("GreenThread::wait: the move-only result was already taken");
+        if (!value_)
+          throw std::logic_error("GreenThread::wait: the move-only result was already taken");
         R taken = std::move(*value_);
         value_.reset();
         return taken;
@@ -249,8 +250,8 @@ void spawn_n(F&& f, Args&&... args) {
 /// Spawns `f(args...)` to start once `delay` has passed (even if the spawner
 /// has ended by then). cancel() before then means it never runs.
 template <class Rep, class Period, class F, class... Args>
-GreenThread<detail::spawn_result_t<F, Args...>> spawn_after(std::chrono::duration<Rep, Period> delay,
-                                                            F&& f, Args&&... args) {
+GreenThread<detail::spawn_result_t<F, Args...>> spawn_after(
+    std::chrono::duration<Rep, Period> delay, F&& f, Args&&... args) {
   using R = detail::spawn_result_t<F, Args...>;
   auto& hub = detail::current_hub_core("weft::spawn_after");
   auto* fiber = new detail::SpawnedFiber<R, std::decay_t<F>, std::decay_t<Args>...>(
