@@ -193,6 +193,7 @@ void HubCore::exit_running_fiber() noexcept {
 bool HubCore::bind_stack(FiberBase* fiber) noexcept {
   try {
     Stack stack = pool_for(fiber->requested_stack_size_).acquire();
+    asan_unpoison_stack(stack.base, stack.size);
     fiber->stack_base_ = stack.base;
     fiber->stack_size_ = stack.size;
     fiber->context_ =

@@ -66,6 +66,15 @@ inline StackBounds annotate_switch_in([[maybe_unused]] void* fake_stack) noexcep
   return left;
 }
 
+/// A reused stack still carries the redzone poison of the dead fiber's frames
+/// (they never returned); clear it before a new fiber runs there.
+inline void asan_unpoison_stack([[maybe_unused]] void* base,
+                                [[maybe_unused]] std::size_t size) noexcept {
+#ifdef WEFT_ASAN
+  ASAN_UNPOISON_MEMORY_REGION(base, size);
+#endif
+}
+
 inline void* tsan_create_fiber() noexcept {
 #ifdef WEFT_TSAN
   return __tsan_create_fiber(0);
