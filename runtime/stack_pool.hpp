@@ -49,7 +49,6 @@ class StackPool {
 
   std::size_t stack_size() const noexcept { return size_; }
   std::size_t guard_size() const noexcept { return guard_; }
-  std::size_t idle_stacks() const noexcept { return free_.size(); }
 
   /// The guard mode new stacks get (process-wide, decided once).
   static GuardMode guard_mode() noexcept;

@@ -101,8 +101,6 @@ class Hub {
   /// Fibers spawned on this hub that have not ended yet.
   std::size_t live_fibers() const noexcept;
 
-  detail::HubCore& core() noexcept { return *core_; }
-
  private:
   std::unique_ptr<detail::HubCore> core_;
 };
