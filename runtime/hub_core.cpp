@@ -77,6 +77,7 @@ void HubCore::start(FiberBase* fiber, const SpawnOptions& options,
   fiber->hub_ = this;
   fiber->id_ = next_fiber_id.fetch_add(1, std::memory_order_relaxed);
   fiber->requested_stack_size_ = options.stack_size;
+  fiber->start_fp_control_ = current_fp_control();
   if (!options.name.empty()) fiber->name_ = options.name;
   live_.push_back(fiber);
   if (at_ns) {
@@ -198,6 +199,7 @@ bool HubCore::bind_stack(FiberBase* fiber) noexcept {
     fiber->stack_size_ = stack.size;
     fiber->context_ =
         ctx::make_fcontext(static_cast<char*>(stack.base) + stack.size, stack.size, &fiber_entry);
+    set_start_fp_control(fiber->context_, fiber->start_fp_control_);
     fiber->tsan_fiber_ = tsan_create_fiber();
     fiber->has_run_ = true;
     return true;

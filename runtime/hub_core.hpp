@@ -15,8 +15,6 @@
 // starts in place, without the two extra switches and without a syscall or a
 // clock read: a yield costs one context switch and a few pointer writes.
 
-#include <boost/context/detail/fcontext.hpp>
-
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -28,6 +26,7 @@
 #include <weft/runtime/hub.hpp>
 
 #include "io/backend.hpp"
+#include "runtime/context_switch.hpp"
 #include "runtime/remote_queue.hpp"
 #include "runtime/stack_pool.hpp"
 #include "runtime/switch_annotations.hpp"
@@ -106,8 +105,7 @@ class HubCore {
 
   /// The whole of weft::yield: one context switch and a few pointer writes
   /// when the round can go on in place. Inlined into one frame on purpose:
-  /// fcontext's switch ends in an indirect jump, so each extra call level
-  /// between user code and the switch costs a mispredicted return.
+  /// no call level between user code and the switch (context_switch.hpp).
   __attribute__((always_inline)) void yield_now() {
     FiberBase& self = require_fiber("weft::yield");
     throw_if_interrupted(self);
@@ -189,7 +187,7 @@ class HubCore {
     to->state_ = FiberState::running;
     annotate_switch_out(&from->asan_fake_stack_, from->state_ == FiberState::dead,
                         StackBounds{to->stack_base_, to->stack_size_}, to->tsan_fiber_);
-    after_resume(boost::context::detail::jump_fcontext(to->context_, from));
+    after_resume(switch_context(to->context_, from));
   }
 
   __attribute__((always_inline)) void after_resume(

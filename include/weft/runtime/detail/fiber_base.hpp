@@ -110,6 +110,9 @@ class FiberBase : public ListHook<ReadyTag>, public ListHook<LiveTag> {
   // The C++ runtime's per-thread exception bookkeeping, saved across switches.
   void* caught_exceptions_ = nullptr;
   unsigned int uncaught_exceptions_ = 0;
+  // The spawner's floating-point control state, which the fiber starts with
+  // (as a thread starts with its creator's).
+  std::uint64_t start_fp_control_ = 0;
   // Sanitizer bookkeeping (unused unless built with ASan / TSan).
   void* asan_fake_stack_ = nullptr;
   void* tsan_fiber_ = nullptr;
