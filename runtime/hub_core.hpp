@@ -99,9 +99,28 @@ class HubCore {
     self.wait_reason_ = reason;
     self.interrupt_hook_ = hook;
     switch_out(&self);
+    ++self.suspend_epoch_;
     self.interrupt_hook_ = nullptr;
     throw_if_interrupted(self);
   }
+  /// Suspends until woken; an interrupt (kill, Timeout) wakes it too but is
+  /// left pending for the caller to inspect (sync objects decide whether an
+  /// interrupt or what they were handed wins).
+  /// With a hook, the hook decides what an interrupt does instead.
+  void suspend_keeping_interrupt(FiberBase& self, const char* reason,
+                                 InterruptHook* hook = nullptr) noexcept {
+    self.state_ = FiberState::suspended;
+    self.wait_reason_ = reason;
+    self.interrupt_hook_ = hook;
+    switch_out(&self);
+    ++self.suspend_epoch_;
+    self.interrupt_hook_ = nullptr;
+  }
+  static bool interrupt_pending(const FiberBase& self) noexcept {
+    return static_cast<bool>(self.interrupt_);
+  }
+  /// Throws the pending interrupt, which is then no longer pending.
+  [[noreturn]] static void rethrow_interrupt(FiberBase& self);
 
   /// The whole of weft::yield: one context switch and a few pointer writes
   /// when the round can go on in place. Inlined into one frame on purpose:
@@ -121,6 +140,14 @@ class HubCore {
       fiber->state_ = FiberState::ready;
       ready_.push_back(fiber);
     }
+  }
+  /// Makes `fiber` ready if it is still in suspension number `epoch` (a
+  /// wake-up that arrives after the fiber moved on is dropped).
+  void wake_if(FiberBase* fiber, std::uint32_t epoch) noexcept {
+    if (fiber->suspend_epoch_ == epoch) wake(fiber);
+  }
+  static std::uint32_t suspend_epoch(const FiberBase& fiber) noexcept {
+    return fiber.suspend_epoch_;
   }
 
   // --- timers ---------------------------------------------------------------
@@ -149,7 +176,6 @@ class HubCore {
   static void fiber_entry(boost::context::detail::transfer_t from) noexcept;
   [[noreturn]] void exit_running_fiber() noexcept;
   [[noreturn]] static void throw_not_in_fiber(const char* operation);
-  [[noreturn]] static void rethrow_interrupt(FiberBase& self);
 
   __attribute__((always_inline)) void switch_out(FiberBase* self) {
     FiberBase* next = pick_next();

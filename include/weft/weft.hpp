@@ -2,6 +2,7 @@
 /// weft: stackful fibers (greenthreads) on io_uring event loops.
 /// This umbrella header brings in the whole public API.
 
+#include <weft/process/thread_cache.hpp>
 #include <weft/runtime/debug.hpp>
 #include <weft/runtime/errors.hpp>
 #include <weft/runtime/green_pool.hpp>
@@ -11,3 +12,10 @@
 #include <weft/runtime/sleep.hpp>
 #include <weft/runtime/spawn_options.hpp>
 #include <weft/runtime/timeout.hpp>
+#include <weft/sync/capacity_limiter.hpp>
+#include <weft/sync/channel.hpp>
+#include <weft/sync/condition_variable.hpp>
+#include <weft/sync/event.hpp>
+#include <weft/sync/mutex.hpp>
+#include <weft/sync/queue.hpp>
+#include <weft/sync/semaphore.hpp>

@@ -102,6 +102,7 @@ class FiberBase : public ListHook<ReadyTag>, public ListHook<LiveTag> {
   HubCore* hub_ = nullptr;
   FiberState state_ = FiberState::created;
   bool has_run_ = false;
+  std::uint32_t suspend_epoch_ = 0;  // counts suspensions; see sync/detail/parking.hpp
   const char* wait_reason_ = "start";
   InterruptHook* interrupt_hook_ = nullptr;
   std::exception_ptr interrupt_;

@@ -1,0 +1,130 @@
+#include <weft/sync/detail/parking.hpp>
+
+#include <sched.h>
+
+#include <limits>
+
+#include "runtime/hub_core.hpp"
+
+namespace weft::detail {
+
+void SpinLock::lock_contended() noexcept {
+  // Holders never suspend or block inside, so the wait is short unless the
+  // holder's thread was preempted: then spinning only delays it, so yield.
+  for (int spins = 0;; ++spins) {
+    if (!locked_.load(std::memory_order_relaxed) &&
+        !locked_.exchange(true, std::memory_order_acquire)) {
+      return;
+    }
+    if (spins < 64) {
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+    } else {
+      ::sched_yield();
+    }
+  }
+}
+
+namespace {
+
+// With the owner's lock held: the record may vanish once the lock is released
+// (its fiber, interrupted meanwhile, would see `unparked` and return), and its
+// hub cannot be destroyed while the fiber is still parked on it.
+void wake(Parked& record) noexcept {
+  record.unparked = true;
+  HubCore* here = HubCore::current();
+  if (record.hub == here) return here->wake_if(record.fiber, record.epoch);
+  FiberBase* fiber = record.fiber;
+  const std::uint32_t epoch = record.epoch;
+  fiber->add_ref();  // the fiber may end before its hub runs the wake-up
+  record.hub->post([fiber, epoch] {
+    FiberAccess::hub(*fiber)->wake_if(fiber, epoch);
+    fiber->release();
+  });
+}
+
+// Leaves an interrupt pending without waking the fiber.
+class IgnoreInterrupts final : public InterruptHook {
+ public:
+  void on_interrupt(FiberBase&) noexcept override {}
+};
+IgnoreInterrupts ignore_interrupts;
+
+// Wakes a fiber parked with a deadline; runs on its hub, outside fibers.
+struct DeadlineTimer {
+  TimerNode node;
+  std::uint32_t epoch;
+};
+
+}  // namespace
+
+ParkEnd ParkingLot::park_record(SpinGuard& lock, Parked& record, const char* reason,
+                                std::optional<std::int64_t> deadline_ns, bool interruptible) {
+  HubCore& hub = current_hub_core(reason);
+  FiberBase& self = hub.require_fiber(reason);
+  if (interruptible && HubCore::interrupt_pending(self)) HubCore::rethrow_interrupt(self);
+  record.fiber = &self;
+  record.hub = &hub;
+  record.epoch = HubCore::suspend_epoch(self);
+  record.unparked = false;
+  parked_.push_back(&record);
+
+  DeadlineTimer timer{.node = {}, .epoch = record.epoch};
+  if (deadline_ns) {
+    timer.node.owner = &self;
+    timer.node.fire = [](TimerNode* node) noexcept {
+      auto* sleeper = static_cast<FiberBase*>(node->owner);
+      FiberAccess::hub(*sleeper)->wake_if(sleeper, reinterpret_cast<DeadlineTimer*>(node)->epoch);
+    };
+    hub.arm_timer(&timer.node, *deadline_ns);
+  }
+  lock.unlock();
+  hub.suspend_keeping_interrupt(self, reason, interruptible ? nullptr : &ignore_interrupts);
+  if (timer.node.armed()) hub.disarm_timer(&timer.node);
+  lock.lock();
+
+  const bool interrupted = HubCore::interrupt_pending(self);
+  if (record.unparked) return interrupted ? ParkEnd::unparked_and_interrupted : ParkEnd::unparked;
+  parked_.remove(&record);
+  return interrupted ? ParkEnd::interrupted : ParkEnd::timed_out;
+}
+
+bool ParkingLot::unpark_one() noexcept {
+  Parked* record = parked_.pop_front();
+  if (!record) return false;
+  wake(*record);
+  return true;
+}
+
+std::size_t ParkingLot::unpark_all() noexcept {
+  std::size_t count = 0;
+  while (unpark_one())
+    ++count;
+  return count;
+}
+
+void throw_pending_interrupt() {
+  HubCore& hub = current_hub_core("weft sync");
+  HubCore::rethrow_interrupt(hub.require_fiber("weft sync"));
+}
+
+void throw_if_interrupted(const char* operation) {
+  FiberBase& self = current_hub_core(operation).require_fiber(operation);
+  if (HubCore::interrupt_pending(self)) HubCore::rethrow_interrupt(self);
+}
+
+const void* current_actor() noexcept {
+  static thread_local const char thread_marker = 0;
+  if (FiberBase* fiber = current_fiber()) return fiber;
+  return &thread_marker;
+}
+
+std::int64_t deadline_after(std::chrono::nanoseconds timeout) noexcept {
+  const std::int64_t now = HubCore::now_ns();
+  const std::int64_t max = std::numeric_limits<std::int64_t>::max();
+  if (timeout.count() <= 0) return now;
+  return timeout.count() > max - now ? max : now + timeout.count();
+}
+
+}  // namespace weft::detail
