@@ -30,6 +30,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// Long enough to mean "no timeout", short enough not to overflow a time_point.
+constexpr std::chrono::nanoseconds forever = std::chrono::hours(24 * 365);
+
 // Values of Worker::signal, a futex word.
 enum class Signal : std::uint32_t {
   idle,      // no job; the worker may be polling
@@ -76,15 +79,14 @@ struct alignas(64) Worker {
     }
   }
 
-  // Worker thread: waits for job or exit; returns idle if idle_timeout ran
-  // out first.
-  Signal await_assignment(const ThreadCacheOptions& options) noexcept {
+  // Worker thread: polls for up to `spin`, then sleeps; returns job or exit,
+  // or idle if `timeout` ran out first.
+  Signal await_assignment(std::chrono::nanoseconds spin,
+                          std::chrono::nanoseconds timeout) noexcept {
     const auto start = Clock::now();
-    // Capped so that "forever" (nanoseconds::max()) does not overflow.
-    const auto deadline = start + std::min(options.idle_timeout,
-                                           std::chrono::nanoseconds(std::chrono::hours(24 * 365)));
-    if (options.spin > std::chrono::nanoseconds::zero()) {
-      const auto spin_until = std::min(deadline, start + options.spin);
+    const auto deadline = start + std::min(timeout, forever);
+    if (spin > std::chrono::nanoseconds::zero()) {
+      const auto spin_until = std::min(deadline, start + spin);
       for (unsigned polls = 1;; ++polls) {
         const Signal s = signal.load(std::memory_order_acquire);
         if (s != Signal::idle) return s;
@@ -139,11 +141,12 @@ class ThreadCacheState {
   // is about to store a job in it (or already has); if the worker exited now,
   // that job would never run. So the worker exits only if it finds itself
   // still on the stack, and it removes itself under the same mutex that pop
-  // takes, so exactly one of "removed by itself" and "popped by a submitter"
-  // happens. If it was popped, it goes back to waiting on its signal, which
-  // the submitter will set. (await_assignment left the signal `idle`, so the
-  // submitter's exchange sees no sleeper and makes no syscall; the worker
-  // finds the job when it polls or when it tries to go to sleep again.)
+  // takes, so exactly one of "removed by itself" and "popped by someone"
+  // happens. If it was popped, it waits again, with no timeout this time,
+  // for the job (or, if the destructor popped it, the exit) that is coming.
+  // await_assignment left the signal `idle` on timeout, so the popper's
+  // exchange sees no sleeper and makes no syscall; the worker finds the
+  // signal when it polls or when its attempt to go to sleep fails.
   bool remove_idle(const Worker& worker) {
     std::lock_guard lock(mutex);
     const auto found = std::find_if(idle.begin(), idle.end(), [&](const auto& candidate) {
@@ -207,12 +210,12 @@ void worker_main(std::shared_ptr<Worker> self) {
   ::pthread_setname_np(::pthread_self(), "weft-worker");
   ThreadCacheState& cache = *self->cache;
   for (;;) {
-    const Signal s = self->await_assignment(cache.options);
-    if (s == Signal::exit) break;
+    Signal s = self->await_assignment(cache.options.spin, cache.options.idle_timeout);
     if (s == Signal::idle) {  // timed out
       if (cache.remove_idle(*self)) break;
-      continue;  // popped meanwhile: the job is on its way
+      s = self->await_assignment(cache.options.spin, forever);  // popped: a job is coming
     }
+    if (s == Signal::exit) break;
     if (!run_job(self)) break;
   }
   cache.worker_exited();
@@ -220,7 +223,7 @@ void worker_main(std::shared_ptr<Worker> self) {
 
 // The global cache, for the fork handlers.
 std::atomic<ThreadCacheState*> global_state{nullptr};
-ThreadCacheState* locked_for_fork = nullptr;
+thread_local ThreadCacheState* locked_for_fork = nullptr;
 
 void lock_before_fork() {
   locked_for_fork = global_state.load();
@@ -281,6 +284,7 @@ void ThreadCache::start_thread_soon(detail::UniqueFunction<void()> fn,
   std::shared_ptr<detail::Worker> worker;
   {
     std::lock_guard lock(state_->mutex);
+    if (!fn || !deliver) throw std::invalid_argument("weft: start_thread_soon needs two callables");
     if (state_->closing) {
       throw std::logic_error("weft: start_thread_soon on a ThreadCache being destroyed");
     }

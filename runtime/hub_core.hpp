@@ -162,6 +162,11 @@ class HubCore {
   bool idle() const noexcept;
   std::optional<std::chrono::nanoseconds> next_deadline() const;
   void post(UniqueFunction<void()> work) { remote_.post(std::move(work)); }
+  /// A fiber now waits for a wake-up that another thread will post soon (or
+  /// no longer does): while one does, the hub spins briefly before sleeping.
+  void expect_remote_wakeup(bool expecting) noexcept {
+    remote_wakeups_expected_ += expecting ? 1 : -1;
+  }
   void request_stop() noexcept;
 
   // --- reporting ----------------------------------------------------------------
@@ -245,6 +250,7 @@ class HubCore {
   void poll(std::optional<std::chrono::nanoseconds> max_wait);
   void fire_due_timers() noexcept;
   void trim_idle_stacks() noexcept;
+  bool spin_for_remote_post(std::optional<std::chrono::nanoseconds> max_wait) noexcept;
   void run_ready();
 
   Hub& owner_;
@@ -255,6 +261,8 @@ class HubCore {
   bool attention_ = false;        // a fiber ended: the loop must look
   bool stop_requested_ = false;
   std::atomic<bool> stop_flag_{false};
+  std::ptrdiff_t remote_wakeups_expected_ = 0;
+  std::chrono::nanoseconds remote_spin_;
   FiberBase* current_;
   LoopContext loop_context_;
   ExceptionGlobals* exception_globals_;

@@ -141,6 +141,13 @@ TEST(ThreadCache, DeliversTheExceptionFnThrew) {
   EXPECT_EQ(message, "hi");
 }
 
+TEST(ThreadCache, AnEmptyCallableIsRejected) {
+  ThreadCache cache;
+  EXPECT_THROW(cache.start_thread_soon({}, [](std::exception_ptr) {}), std::invalid_argument);
+  EXPECT_THROW(cache.start_thread_soon([] {}, {}), std::invalid_argument);
+  EXPECT_EQ(cache.total_workers(), 0u);
+}
+
 TEST(ThreadCache, RunsJobsOnAnotherThreadNamedWeftWorker) {
   ThreadCache cache;
   std::thread::id fn_thread, deliver_thread;

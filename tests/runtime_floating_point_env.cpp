@@ -12,8 +12,9 @@
 namespace {
 
 // Rounds through the FPU at run time, so the compiler cannot fold it.
-double round_half(volatile double x) {
-  return std::nearbyint(x);
+double round_half(double x) {
+  volatile double at_run_time = x;
+  return std::nearbyint(at_run_time);
 }
 
 }  // namespace

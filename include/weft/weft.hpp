@@ -3,6 +3,7 @@
 /// This umbrella header brings in the whole public API.
 
 #include <weft/process/thread_cache.hpp>
+#include <weft/process/to_thread.hpp>
 #include <weft/runtime/debug.hpp>
 #include <weft/runtime/errors.hpp>
 #include <weft/runtime/green_pool.hpp>

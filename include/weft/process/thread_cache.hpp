@@ -39,7 +39,8 @@ class ThreadCache {
   ThreadCache& operator=(const ThreadCache&) = delete;
 
   /// The process-wide cache. Destroyed during static destruction; a fork()ed
-  /// child starts with no workers and makes new ones on demand.
+  /// child starts with no workers and makes new ones on demand (only this
+  /// cache: a child must not use other caches it inherited).
   static ThreadCache& global();
 
   /// Runs `fn` on a worker thread, then `deliver(nullptr)`, or
@@ -48,8 +49,9 @@ class ThreadCache {
   /// submitted from `deliver` runs on the same thread. An exception thrown by
   /// `deliver` is printed to stderr. `deliver` should not block.
   /// Any thread may call; never blocks on a worker. Throws std::system_error if
-  /// no thread can be started and std::logic_error while the cache is being
-  /// destroyed (in both cases neither callable runs).
+  /// no thread can be started, std::logic_error while the cache is being
+  /// destroyed, std::invalid_argument if a callable is empty (in all three
+  /// cases neither callable runs).
   void start_thread_soon(detail::UniqueFunction<void()> fn,
                          detail::UniqueFunction<void(std::exception_ptr)> deliver);
 

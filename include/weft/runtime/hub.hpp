@@ -33,6 +33,10 @@ struct HubOptions {
   /// Stack bytes of a fiber spawned without SpawnOptions::stack_size; 0 means
   /// the build's default (meson option default_stack_size_kib).
   std::size_t default_stack_size = 0;
+  /// While a fiber waits for another thread's answer that should come soon
+  /// (to_thread::run_sync), the hub polls for it this long before it sleeps:
+  /// sleeping and being woken costs far more. 0 disables it.
+  std::chrono::nanoseconds remote_spin = std::chrono::microseconds(50);
 };
 
 /// Options of weft::run.
