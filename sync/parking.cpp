@@ -81,11 +81,18 @@ ParkEnd ParkingLot::park_record(SpinGuard& lock, Parked& record, const char* rea
   }
   lock.unlock();
   hub.suspend_keeping_interrupt(self, reason, interruptible ? nullptr : &ignore_interrupts);
+  const bool interrupted = HubCore::interrupt_pending(self);
+  // Nothing but the unparker wakes a fiber that has no deadline and no
+  // interrupt, and it set `unparked` before the wake-up: no need to look
+  // under the lock (the fast path of every hand-off).
+  if (!deadline_ns && !interrupted) return ParkEnd::unparked;
   if (timer.node.armed()) hub.disarm_timer(&timer.node);
   lock.lock();
-
-  const bool interrupted = HubCore::interrupt_pending(self);
-  if (record.unparked) return interrupted ? ParkEnd::unparked_and_interrupted : ParkEnd::unparked;
+  if (record.unparked) {
+    if (interrupted) return ParkEnd::unparked_and_interrupted;
+    lock.unlock();
+    return ParkEnd::unparked;
+  }
   parked_.remove(&record);
   return interrupted ? ParkEnd::interrupted : ParkEnd::timed_out;
 }

@@ -192,6 +192,7 @@ class QueueCore {
     Parked putter;
     switch (putters_.park(lock, putter, reason, deadline_ns)) {
       case ParkEnd::unparked:
+        lock.lock();
         --reserved_;
         store(std::move(item));
         return true;

@@ -57,7 +57,9 @@ struct Parked : ListHook<ParkTag> {
   bool unparked = false;
 };
 
-/// How a park ended, as seen with the lock held again.
+/// How a park ended. After `unparked` the lock is NOT held (the common case
+/// needs nothing more from the object: the unparker handed everything over);
+/// after the others it is held again.
 enum class ParkEnd : std::uint8_t {
   unparked,                  // handed what it waited for
   unparked_and_interrupted,  // handed it, but a kill or Timeout is pending too
@@ -79,9 +81,10 @@ class ParkingLot {
   Parked* front() const noexcept { return parked_.front(); }
 
   /// Parks the calling fiber until it is unparked, `deadline_ns` (steady
-  /// clock) passes, or it is interrupted. `lock` is held on entry and again
-  /// on return. A kill or Timeout already pending throws before parking.
-  /// Throws NoHubError outside a fiber.
+  /// clock) passes, or it is interrupted. `lock` is held on entry, and on
+  /// return unless the result is ParkEnd::unparked. A kill or Timeout already
+  /// pending throws (lock held) before parking. Throws NoHubError outside a
+  /// fiber.
   ParkEnd park(SpinGuard& lock, Parked& record, const char* reason,
                std::optional<std::int64_t> deadline_ns = std::nullopt) {
     return park_record(lock, record, reason, deadline_ns, true);
