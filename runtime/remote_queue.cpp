@@ -20,11 +20,12 @@ RemoteQueue::~RemoteQueue() {
 }
 
 void RemoteQueue::post(UniqueFunction<void()> work) {
-  {
-    std::lock_guard lock(mutex_);
-    posted_.push_back(std::move(work));
-    pending_.store(true, std::memory_order_seq_cst);
-  }
+  // All of it under the mutex: once the hub can take the work, the work may
+  // let the hub end (it wakes the fiber that was keeping it alive), so the
+  // poster must not touch the queue after the unlock.
+  std::lock_guard lock(mutex_);
+  posted_.push_back(std::move(work));
+  pending_.store(true, std::memory_order_seq_cst);
   if (hub_sleeping_.load(std::memory_order_seq_cst)) kick();
 }
 

@@ -84,8 +84,14 @@ ParkEnd ParkingLot::park_record(SpinGuard& lock, Parked& record, const char* rea
   const bool interrupted = HubCore::interrupt_pending(self);
   // Nothing but the unparker wakes a fiber that has no deadline and no
   // interrupt, and it set `unparked` before the wake-up: no need to look
-  // under the lock (the fast path of every hand-off).
-  if (!deadline_ns && !interrupted) return ParkEnd::unparked;
+  // under the lock (the fast path of every hand-off). But an unparker on
+  // another thread may still be inside the object, its lock held, when its
+  // wake-up gets here; the caller may destroy the object as soon as this
+  // returns (an Event on its stack), so wait for that lock to be let go.
+  if (!deadline_ns && !interrupted) {
+    lock.mutex()->wait_until_unlocked();
+    return ParkEnd::unparked;
+  }
   if (timer.node.armed()) hub.disarm_timer(&timer.node);
   lock.lock();
   if (record.unparked) {

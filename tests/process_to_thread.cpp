@@ -158,17 +158,26 @@ TEST(ToThread, LimiterBoundHoldsUnderAThousandConcurrentCalls) {
     std::atomic<int> running{0};
     std::atomic<int> high_water{0};
     std::atomic<int> ran{0};
+    std::atomic<int> started{0};
     weft::run([&] {
       std::vector<weft::GreenThread<void>> calls;
       for (int i = 0; i < 1000; ++i) {
         calls.push_back(weft::spawn([&] {
           weft::to_thread::run_sync(
               [&] {
+                ++started;
                 const int now = ++running;
                 int seen = high_water.load();
                 while (now > seen && !high_water.compare_exchange_weak(seen, now)) {
                 }
-                std::this_thread::sleep_for(10us);
+                // Stay until the limiter has let `bound` calls in at once (or
+                // the last calls are running), so the bound is reached.
+                const auto give_up = std::chrono::steady_clock::now() + 100ms;
+                while (running.load() < static_cast<int>(bound) &&
+                       started.load() + static_cast<int>(bound) <= 1000 &&
+                       std::chrono::steady_clock::now() < give_up) {
+                  std::this_thread::sleep_for(10us);
+                }
                 --running;
                 ++ran;
               },

@@ -195,6 +195,7 @@ class QueueCore {
         lock.lock();
         --reserved_;
         store(std::move(item));
+        grant_free_slots();  // handed straight to a getter: the slot is free again
         return true;
       case ParkEnd::timed_out:
         return false;

@@ -37,6 +37,15 @@ class SpinLock {
            !locked_.exchange(true, std::memory_order_acquire);
   }
   void unlock() noexcept { locked_.store(false, std::memory_order_release); }
+  /// Returns once no one holds the lock: whoever did has finished with the
+  /// object (see ParkingLot::park).
+  void wait_until_unlocked() const noexcept {
+    while (locked_.load(std::memory_order_acquire)) {
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+    }
+  }
 
  private:
   void lock_contended() noexcept;
