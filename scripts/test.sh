@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds weft and runs the whole test suite: on the
 # io_uring backend, on the epoll fallback, then again both under
-# AddressSanitizer + UndefinedBehaviorSanitizer.
+# AddressSanitizer + UndefinedBehaviorSanitizer; then the tests of what
+# crosses threads (sync, process, the hub) under ThreadSanitizer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -21,6 +22,19 @@ run_suite() {  # build dir, meson setup options...
   meson test -C "$dir" --setup epoll --num-processes "$jobs" --print-errorlogs
 }
 
+run_threaded_under_tsan() {
+  local dir=build-tsan
+  [ -f "$dir/build.ninja" ] ||
+    meson setup "$dir" -Db_sanitize=thread -Db_lundef=false -Dbenchmarks=false -Dexamples=false
+  local tests=(runtime_hub runtime_kill runtime_spawn runtime_timeout)
+  tests+=($(cd tests && ls sync_*.cpp process_*.cpp | sed 's/\.cpp$//'))
+  ninja -C "$dir" -j "$jobs" "${tests[@]/#/tests/}"
+  echo "== $dir: ThreadSanitizer (${tests[*]})"
+  TSAN_OPTIONS=halt_on_error=1 meson test -C "$dir" --no-rebuild --num-processes "$jobs" \
+    --print-errorlogs "${tests[@]}"
+}
+
 run_suite build-test -Dbenchmarks=false
 run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbenchmarks=false -Dexamples=false
-echo "weft: all tests passed (io_uring, epoll, ASan+UBSan)"
+run_threaded_under_tsan
+echo "weft: all tests passed (io_uring, epoll, ASan+UBSan, TSan)"
