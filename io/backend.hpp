@@ -5,6 +5,7 @@
 // collects completions and calls them back.
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -20,6 +21,36 @@ struct IoCompletion {
   void (*complete)(IoCompletion* self, int result, std::uint32_t flags) noexcept = nullptr;
 };
 
+/// One I/O operation, described as the kernel takes it. Lives on the stack
+/// of the fiber that waits for it (io/io_call.hpp).
+struct IoRequest : IoCompletion {
+  enum class Op : std::uint8_t {
+    read,     // read(fd, buf, len) / pread at offset >= 0
+    write,    // write / pwrite
+    readv,    // readv(fd, iov, count)
+    writev,   // writev
+    recv,     // recv(fd, buf, len, flags)
+    send,     // send(fd, buf, len, flags | MSG_NOSIGNAL)
+    recvmsg,  // recvmsg(fd, msg, flags)
+    sendmsg,  // sendmsg(fd, msg, flags | MSG_NOSIGNAL)
+    accept,   // accept4(fd, addr, addrlen, SOCK_CLOEXEC | SOCK_NONBLOCK)
+    connect,  // connect(fd, addr, addrlen_value)
+    fsync,    // fsync(fd)
+  };
+  Op op = Op::read;
+  int fd = -1;
+  int flags = 0;
+  void* buffer = nullptr;
+  std::size_t length = 0;
+  std::int64_t offset = -1;     // files: -1 = the current position
+  void* address = nullptr;      // sockaddr* (accept, connect), iovec* (readv, writev), msghdr*
+  unsigned address_length = 0;  // connect's addrlen, readv/writev's iovec count
+  unsigned* address_length_out = nullptr;  // accept's addrlen (in/out)
+  int result = 0;                          // what the kernel returned: >= 0, or -errno
+  bool completed = false;
+  void* waiter = nullptr;  // the fiber waiting for it
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -33,6 +64,26 @@ class Backend {
   bool has_operations_in_flight() const noexcept { return in_flight_ != 0; }
   /// Readable when completions or wake-ups are waiting (for embedding).
   virtual int poll_fd() const noexcept = 0;
+
+  /// Completion-based backends (io_uring) run operations in the kernel:
+  /// start() queues `request` for the next submission, cancel() asks the
+  /// kernel to drop it; either way `request.complete` is called exactly once,
+  /// from wait(). Readiness-based backends (epoll) return false from
+  /// runs_operations(): the caller makes the non-blocking call itself and
+  /// waits for readiness with watch().
+  virtual bool runs_operations() const noexcept = 0;
+  virtual void start(IoRequest& request) = 0;
+  virtual void cancel(IoRequest& request) noexcept = 0;
+
+  /// Readiness: `waiter->complete` is called (from wait()) once `fd` may be
+  /// readable (`for_write` false) or writable. One reader and one writer per
+  /// fd at a time. unwatch() withdraws it without a call. `fd_id` names the
+  /// open file behind `fd` (unique for the process's life), so a number that
+  /// was closed and reused is registered afresh.
+  virtual void watch(int fd, std::uint64_t fd_id, bool for_write, IoCompletion* waiter) = 0;
+  virtual void unwatch(int fd, bool for_write) noexcept = 0;
+  /// The fd is being closed: drop what the backend keeps about it.
+  virtual void forget(int fd) noexcept = 0;
 
  protected:
   std::size_t in_flight_ = 0;  // operations submitted and not yet completed (or fds watched)

@@ -6,7 +6,9 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <stdexcept>
 #include <system_error>
+#include <vector>
 
 #include "io/backend.hpp"
 
@@ -15,6 +17,7 @@ namespace weft::detail {
 namespace {
 
 constexpr int max_events = 128;
+constexpr std::uint64_t wake_tag = ~std::uint64_t{0};  // fds are the other tags
 
 class EpollBackend final : public Backend {
  public:
@@ -23,7 +26,7 @@ class EpollBackend final : public Backend {
     if (epoll_fd_ < 0) throw std::system_error(errno, std::generic_category(), "epoll_create1");
     epoll_event event{};
     event.events = EPOLLIN;
-    event.data.u64 = 0;
+    event.data.u64 = wake_tag;
     if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &event) < 0) {
       const int error = errno;
       ::close(epoll_fd_);
@@ -49,23 +52,98 @@ class EpollBackend final : public Backend {
       throw std::system_error(errno, std::generic_category(), "epoll_wait");
     }
     for (int i = 0; i < count; ++i) {
-      if (events[i].data.u64 == 0) {
+      if (events[i].data.u64 == wake_tag) {
         drain_wake_fd();
         continue;
       }
-      auto* op = reinterpret_cast<IoCompletion*>(static_cast<std::uintptr_t>(events[i].data.u64));
-      op->complete(op, static_cast<int>(events[i].events), 0);
+      const int fd = static_cast<int>(events[i].data.u64);
+      const std::uint32_t ready = events[i].events;
+      const bool failed = ready & (EPOLLERR | EPOLLHUP);
+      if (ready & (EPOLLIN | EPOLLRDHUP) || failed) notify(fd, false, ready);
+      if (ready & EPOLLOUT || failed) notify(fd, true, ready);
     }
   }
 
   int poll_fd() const noexcept override { return epoll_fd_; }
 
+  bool runs_operations() const noexcept override { return false; }
+  void start(IoRequest&) override {
+    throw std::logic_error("weft: epoll runs no operations; make the call and watch the fd");
+  }
+  void cancel(IoRequest&) noexcept override {}
+
+  // Each fd is registered once, edge-triggered, for both directions. That is
+  // enough because a fiber always makes its non-blocking call before it
+  // watches, and events are only looked at between fiber runs: an edge that
+  // came before the call is already used up by it (EAGAIN means nothing is
+  // left), and any later one wakes the watcher.
+  void watch(int fd, std::uint64_t fd_id, bool for_write, IoCompletion* waiter) override {
+    if (fd < 0) throw std::system_error(EBADF, std::generic_category(), "weft: watching fd");
+    if (static_cast<std::size_t>(fd) >= watches_.size()) watches_.resize(fd + 1);
+    FdWatch& watch = watches_[fd];
+    if (!watch.registered || watch.fd_id != fd_id) {
+      // New, or a reused number whose old file was closed without forget()
+      // (closing removed it from the epoll set, unless it was dup'ed: MOD).
+      epoll_event event{};
+      event.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+      event.data.u64 = static_cast<std::uint64_t>(fd);
+      if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &event) < 0 &&
+          (errno != EEXIST || ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &event) < 0)) {
+        throw std::system_error(errno, std::generic_category(), "epoll_ctl(ADD)");
+      }
+      watch.registered = true;
+      watch.fd_id = fd_id;
+    }
+    IoCompletion*& slot = for_write ? watch.writer : watch.reader;
+    if (slot) {
+      throw std::logic_error(for_write ? "weft: two fibers writing the same fd at once"
+                                       : "weft: two fibers reading the same fd at once");
+    }
+    slot = waiter;
+    ++in_flight_;
+  }
+
+  void unwatch(int fd, bool for_write) noexcept override {
+    if (fd < 0 || static_cast<std::size_t>(fd) >= watches_.size()) return;
+    IoCompletion*& slot = for_write ? watches_[fd].writer : watches_[fd].reader;
+    if (slot) {
+      slot = nullptr;
+      --in_flight_;
+    }
+  }
+
+  void forget(int fd) noexcept override {
+    if (fd < 0 || static_cast<std::size_t>(fd) >= watches_.size()) return;
+    unwatch(fd, false);
+    unwatch(fd, true);
+    if (watches_[fd].registered) ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+    watches_[fd] = FdWatch{};
+  }
+
  private:
+  struct FdWatch {
+    bool registered = false;
+    std::uint64_t fd_id = 0;
+    IoCompletion* reader = nullptr;
+    IoCompletion* writer = nullptr;
+  };
+
+  void notify(int fd, bool for_write, std::uint32_t events) noexcept {
+    if (static_cast<std::size_t>(fd) >= watches_.size()) return;
+    IoCompletion*& slot = for_write ? watches_[fd].writer : watches_[fd].reader;
+    if (IoCompletion* waiter = slot) {
+      slot = nullptr;
+      --in_flight_;
+      waiter->complete(waiter, static_cast<int>(events), 0);
+    }
+  }
+
   void drain_wake_fd() noexcept {
     std::uint64_t counter;
     [[maybe_unused]] ssize_t got = ::read(wake_fd_, &counter, sizeof counter);
   }
 
+  std::vector<FdWatch> watches_;
   int epoll_fd_;
   int wake_fd_;
 };

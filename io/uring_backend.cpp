@@ -4,9 +4,11 @@
 
 #include <liburing.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 
 #include <cerrno>
 #include <cstdint>
+#include <stdexcept>
 #include <system_error>
 
 #include "io/backend.hpp"
@@ -60,6 +62,31 @@ class UringBackend final : public Backend {
 
   int poll_fd() const noexcept override { return ring_.ring_fd; }
 
+  bool runs_operations() const noexcept override { return true; }
+
+  void start(IoRequest& request) override {
+    io_uring_sqe* sqe = next_sqe();
+    prepare(sqe, request);
+    io_uring_sqe_set_data(sqe, static_cast<IoCompletion*>(&request));
+    ++in_flight_;
+  }
+
+  void cancel(IoRequest& request) noexcept override {
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    while (!sqe) {  // full: flush (the cancel must go out, or the fiber waits forever)
+      io_uring_submit(&ring_);
+      sqe = io_uring_get_sqe(&ring_);
+    }
+    io_uring_prep_cancel(sqe, static_cast<IoCompletion*>(&request), 0);
+    io_uring_sqe_set_data64(sqe, cancel_tag);
+  }
+
+  void watch(int, std::uint64_t, bool, IoCompletion*) override {
+    throw std::logic_error("weft: io_uring runs operations; readiness watches are epoll's");
+  }
+  void unwatch(int, bool) noexcept override {}
+  void forget(int) noexcept override {}
+
  private:
   void setup_ring() {
     // Newest flags first; a kernel that does not know one answers EINVAL.
@@ -88,6 +115,43 @@ class UringBackend final : public Backend {
     }
     if (!sqe) throw std::system_error(EBUSY, std::generic_category(), "io_uring_get_sqe");
     return sqe;
+  }
+
+  static void prepare(io_uring_sqe* sqe, IoRequest& r) {
+    using Op = IoRequest::Op;
+    const auto offset = static_cast<std::uint64_t>(r.offset);  // -1: the file position
+    const auto length = static_cast<unsigned>(r.length);
+    switch (r.op) {
+      case Op::read:
+        return io_uring_prep_read(sqe, r.fd, r.buffer, length, offset);
+      case Op::write:
+        return io_uring_prep_write(sqe, r.fd, r.buffer, length, offset);
+      case Op::readv:
+        return io_uring_prep_readv(sqe, r.fd, static_cast<const iovec*>(r.address),
+                                   r.address_length, offset);
+      case Op::writev:
+        return io_uring_prep_writev(sqe, r.fd, static_cast<const iovec*>(r.address),
+                                    r.address_length, offset);
+      case Op::recv:
+        return io_uring_prep_recv(sqe, r.fd, r.buffer, r.length, r.flags);
+      case Op::send:
+        return io_uring_prep_send(sqe, r.fd, r.buffer, r.length, r.flags | MSG_NOSIGNAL);
+      case Op::recvmsg:
+        return io_uring_prep_recvmsg(sqe, r.fd, static_cast<msghdr*>(r.address),
+                                     static_cast<unsigned>(r.flags));
+      case Op::sendmsg:
+        return io_uring_prep_sendmsg(sqe, r.fd, static_cast<const msghdr*>(r.address),
+                                     static_cast<unsigned>(r.flags | MSG_NOSIGNAL));
+      case Op::accept:
+        return io_uring_prep_accept(sqe, r.fd, static_cast<sockaddr*>(r.address),
+                                    reinterpret_cast<socklen_t*>(r.address_length_out),
+                                    SOCK_CLOEXEC);
+      case Op::connect:
+        return io_uring_prep_connect(sqe, r.fd, static_cast<const sockaddr*>(r.address),
+                                     r.address_length);
+      case Op::fsync:
+        return io_uring_prep_fsync(sqe, r.fd, 0);
+    }
   }
 
   void arm_wake_read() {

@@ -2,6 +2,8 @@
 /// weft: stackful fibers (greenthreads) on io_uring event loops.
 /// This umbrella header brings in the whole public API.
 
+#include <weft/io/errors.hpp>
+#include <weft/io/tcp.hpp>
 #include <weft/process/thread_cache.hpp>
 #include <weft/process/to_thread.hpp>
 #include <weft/runtime/debug.hpp>

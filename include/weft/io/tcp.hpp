@@ -1,0 +1,102 @@
+#pragma once
+/// TcpListener and TcpStream: TCP over IPv4 and IPv6. Every call that waits is
+/// a suspension point (kill and Timeout interrupt it); errors are
+/// std::system_error with the errno and what was being done.
+
+#include <sys/uio.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include <weft/io/detail/socket_fd.hpp>
+#include <weft/io/errors.hpp>
+
+namespace weft {
+
+/// A connected TCP socket; owns its fd (move-only, closed on destruction).
+/// Use it from fibers of one hub at a time; one reading and one writing fiber
+/// may use it at once.
+class TcpStream {
+ public:
+  TcpStream() noexcept = default;
+  TcpStream(TcpStream&& other) noexcept;
+  TcpStream& operator=(TcpStream&& other) noexcept;
+  TcpStream(const TcpStream&) = delete;
+  TcpStream& operator=(const TcpStream&) = delete;
+  ~TcpStream();
+
+  /// Connects to `host` (a name, resolved on the thread cache, or an IPv4 or
+  /// IPv6 address) and `port`, trying each address in turn. From a fiber.
+  static TcpStream connect(const std::string& host, int port);
+  /// As connect, giving up after `timeout` (std::system_error, timed_out).
+  static TcpStream connect(const std::string& host, int port, std::chrono::nanoseconds timeout);
+
+  /// Reads what is there (at least one byte, waiting for it); 0 at end of
+  /// stream. A reset by the peer throws (connection_reset).
+  std::size_t read_some(void* buffer, std::size_t size);
+  /// Reads exactly `size` bytes; end of stream first throws io_errc::end_of_stream.
+  void read_exact(void* buffer, std::size_t size);
+  /// Scatter read: as read_some over several buffers.
+  std::size_t readv(const iovec* buffers, int count);
+  /// Writes all `size` bytes. A peer that has gone throws (broken_pipe or
+  /// connection_reset); never SIGPIPE.
+  void write_all(const void* buffer, std::size_t size);
+  /// Gather write: writes every byte of every buffer; returns the total.
+  std::size_t writev(const iovec* buffers, int count);
+
+  /// Half-closes the sending side (the peer reads end of stream).
+  void shutdown();
+  /// Closes the socket now (also done by the destructor). Idempotent.
+  void close() noexcept;
+  void set_nodelay(bool enabled);
+
+  bool is_open() const noexcept { return socket_.fd >= 0; }
+  int native_handle() const noexcept { return socket_.fd; }
+  int local_port() const;
+  int peer_port() const;
+
+ private:
+  friend class TcpListener;
+  explicit TcpStream(detail::SocketFd socket) noexcept : socket_(socket) {}
+
+  detail::SocketFd socket_;
+};
+
+struct ListenOptions {
+  int backlog = 128;
+  /// SO_REUSEPORT: several listeners (one per hub) on one port.
+  bool reuse_port = false;
+};
+
+/// A listening TCP socket (SO_REUSEADDR set); owns its fd.
+class TcpListener {
+ public:
+  TcpListener() noexcept = default;
+  TcpListener(TcpListener&& other) noexcept;
+  TcpListener& operator=(TcpListener&& other) noexcept;
+  TcpListener(const TcpListener&) = delete;
+  TcpListener& operator=(const TcpListener&) = delete;
+  ~TcpListener();
+
+  /// Binds and listens. `host` "" or "0.0.0.0": every IPv4 address; "::":
+  /// every IPv6 (and IPv4-mapped) address; port 0: one the kernel picks.
+  static TcpListener bind(const std::string& host, int port, int backlog = 128);
+  static TcpListener bind(const std::string& host, int port, ListenOptions options);
+
+  /// Waits for and accepts one connection. From a fiber.
+  TcpStream accept();
+  void close() noexcept;
+
+  bool is_open() const noexcept { return socket_.fd >= 0; }
+  int native_handle() const noexcept { return socket_.fd; }
+  int local_port() const;
+
+ private:
+  explicit TcpListener(detail::SocketFd socket) noexcept : socket_(socket) {}
+
+  detail::SocketFd socket_;
+};
+
+}  // namespace weft

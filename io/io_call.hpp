@@ -1,0 +1,30 @@
+#pragma once
+// How a fiber waits for I/O: the one function every socket and file call goes
+// through, on either backend.
+
+#include <cstdint>
+
+#include "io/backend.hpp"
+
+namespace weft::detail {
+
+/// A process-unique name for a newly opened file (see Backend::watch).
+std::uint64_t next_fd_id() noexcept;
+
+/// Runs `request` for the calling fiber, which waits (a suspension point);
+/// returns the result as the kernel gives it (>= 0, or -errno; never -EAGAIN).
+///
+/// io_uring runs it in the kernel. epoll makes the non-blocking call and
+/// waits for readiness in between (the fd must be non-blocking); file calls
+/// (fsync, or a read/write at an offset) go to the thread cache instead, as
+/// epoll cannot wait for files.
+///
+/// A kill or Timeout: with an operation in the kernel, it is cancelled there
+/// and this returns only once the kernel has let go of the buffers. If the
+/// operation completed anyway (data read, connection accepted), its result is
+/// returned and the kill or Timeout stays pending for the next suspension
+/// point, so nothing is lost; otherwise it is thrown. Throws NoHubError
+/// outside a fiber.
+int run_io(IoRequest& request, std::uint64_t fd_id, const char* what);
+
+}  // namespace weft::detail

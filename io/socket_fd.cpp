@@ -1,0 +1,135 @@
+#include "io/socket_fd.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <system_error>
+
+#include <weft/process/to_thread.hpp>
+
+#include "io/io_call.hpp"
+#include "runtime/hub_core.hpp"
+
+namespace weft::detail {
+
+void throw_errno(int error, const std::string& what) {
+  throw std::system_error(error, std::generic_category(), what);
+}
+
+namespace {
+
+bool parse_numeric(const std::string& host, int port, SocketAddress& out) {
+  in_addr parsed{};
+  if (host.empty() || inet_pton(AF_INET, host.c_str(), &parsed) == 1) {
+    sockaddr_in v4{};
+    v4.sin_family = AF_INET;
+    v4.sin_port = htons(static_cast<std::uint16_t>(port));
+    if (!host.empty()) inet_pton(AF_INET, host.c_str(), &v4.sin_addr);
+    std::memcpy(&out.storage, &v4, sizeof v4);
+    out.length = sizeof v4;
+    return true;
+  }
+  sockaddr_in6 v6{};
+  if (inet_pton(AF_INET6, host.c_str(), &v6.sin6_addr) == 1) {
+    v6.sin6_family = AF_INET6;
+    v6.sin6_port = htons(static_cast<std::uint16_t>(port));
+    std::memcpy(&out.storage, &v6, sizeof v6);
+    out.length = sizeof v6;
+    return true;
+  }
+  return false;
+}
+
+std::vector<SocketAddress> lookup(const std::string& host, int port, int socktype, bool passive) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = socktype;
+  hints.ai_flags = passive ? AI_PASSIVE : AI_ADDRCONFIG;
+  addrinfo* found = nullptr;
+  const std::string service = std::to_string(port);
+  const int rc = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &found);
+  if (rc != 0) {
+    throw std::system_error(rc == EAI_SYSTEM ? errno : EHOSTUNREACH, std::generic_category(),
+                            "weft: resolving '" + host + "': " + ::gai_strerror(rc));
+  }
+  std::vector<SocketAddress> addresses;
+  for (addrinfo* a = found; a; a = a->ai_next) {
+    SocketAddress address;
+    std::memcpy(&address.storage, a->ai_addr, a->ai_addrlen);
+    address.length = a->ai_addrlen;
+    addresses.push_back(address);
+  }
+  ::freeaddrinfo(found);
+  return addresses;
+}
+
+}  // namespace
+
+std::vector<SocketAddress> resolve(const std::string& host, int port, int socktype, bool passive) {
+  if (port < 0 || port > 65535) {
+    throw std::system_error(EINVAL, std::generic_category(),
+                            "weft: port " + std::to_string(port) + " out of range");
+  }
+  SocketAddress numeric;
+  if (parse_numeric(host, port, numeric)) return {numeric};
+  if (current_fiber()) {
+    return to_thread::run_sync([&] { return lookup(host, port, socktype, passive); });
+  }
+  return lookup(host, port, socktype, passive);
+}
+
+SocketFd open_socket(int family, int type, const char* what) {
+  HubCore* hub = HubCore::current();
+  const bool nonblocking = !hub || !hub->backend().runs_operations();
+  const int fd = ::socket(family, type | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0), 0);
+  if (fd < 0) throw_errno(errno, what);
+  return SocketFd{fd, next_fd_id(), nonblocking};
+}
+
+SocketFd adopt_socket(int fd, bool nonblocking) noexcept {
+  return SocketFd{fd, next_fd_id(), nonblocking};
+}
+
+int socket_call(SocketFd& socket, IoRequest& request, const char* what) {
+  int& fd = socket.fd;
+  bool& nonblocking = socket.nonblocking;
+  if (fd < 0) throw_errno(EBADF, what);
+  HubCore& hub = current_hub_core(what);
+  const bool wanted = !hub.backend().runs_operations();
+  if (wanted != nonblocking) {
+    const int flags = ::fcntl(fd, F_GETFL);
+    if (flags < 0 || ::fcntl(fd, F_SETFL, wanted ? flags | O_NONBLOCK : flags & ~O_NONBLOCK) < 0) {
+      throw_errno(errno, what);
+    }
+    nonblocking = wanted;
+  }
+  request.fd = fd;
+  return run_io(request, socket.id, what);
+}
+
+void close_socket(SocketFd& socket) noexcept {
+  if (socket.fd < 0) return;
+  if (HubCore* hub = HubCore::current()) hub->backend().forget(socket.fd);
+  ::close(socket.fd);
+  socket.fd = -1;
+}
+
+int socket_port(const SocketFd& socket, bool peer) {
+  const int fd = socket.fd;
+  sockaddr_storage address{};
+  socklen_t length = sizeof address;
+  const int rc = peer ? ::getpeername(fd, reinterpret_cast<sockaddr*>(&address), &length)
+                      : ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  if (rc < 0) throw_errno(errno, peer ? "getpeername" : "getsockname");
+  if (address.ss_family == AF_INET6) {
+    return ntohs(reinterpret_cast<sockaddr_in6*>(&address)->sin6_port);
+  }
+  return ntohs(reinterpret_cast<sockaddr_in*>(&address)->sin_port);
+}
+
+}  // namespace weft::detail

@@ -1,0 +1,322 @@
+// TcpListener / TcpStream on the hub's backend (the suite runs again with
+// WEFT_BACKEND=epoll): echo, errors as std::system_error, kill and Timeout
+// during every blocking call, and no fd left behind.
+
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <numeric>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include <weft/weft.hpp>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+std::size_t open_fds() {
+  return static_cast<std::size_t>(std::distance(
+      std::filesystem::directory_iterator("/proc/self/fd"), std::filesystem::directory_iterator{}));
+}
+
+class TcpTest : public ::testing::Test {
+ protected:
+  void SetUp() override { fds_before_ = open_fds(); }
+  void TearDown() override { EXPECT_EQ(open_fds(), fds_before_) << "an fd leaked"; }
+
+ private:
+  std::size_t fds_before_ = 0;
+};
+
+std::vector<char> pattern(std::size_t size) {
+  std::vector<char> bytes(size);
+  for (std::size_t i = 0; i < size; ++i)
+    bytes[i] = static_cast<char>(i * 131 + 7);
+  return bytes;
+}
+
+// Echoes everything it reads until end of stream.
+void echo(weft::TcpStream stream) {
+  char buffer[16384];
+  while (std::size_t got = stream.read_some(buffer, sizeof buffer))
+    stream.write_all(buffer, got);
+}
+
+}  // namespace
+
+TEST_F(TcpTest, EchoesOneByteToOneMebibyte) {
+  weft::run([] {
+    auto listener = weft::TcpListener::bind("127.0.0.1", 0);
+    auto server = weft::spawn([&] {
+      for (int i = 0; i < 4; ++i)
+        weft::spawn(echo, listener.accept());
+    });
+    for (std::size_t size :
+         {std::size_t{1}, std::size_t{1000}, std::size_t{65536}, std::size_t{1} << 20}) {
+      auto client = weft::TcpStream::connect("127.0.0.1", listener.local_port());
+      const auto sent = pattern(size);
+      auto writer = weft::spawn([&] {
+        client.write_all(sent.data(), sent.size());
+        client.shutdown();
+      });
+      std::vector<char> got(size);
+      client.read_exact(got.data(), got.size());
+      writer.wait();
+      EXPECT_EQ(got, sent) << size << " bytes";
+      char extra;
+      EXPECT_EQ(client.read_some(&extra, 1), 0u);  // end of stream after the echo
+    }
+    server.wait();
+  });
+}
+
+TEST_F(TcpTest, EchoesOverIpv6Loopback) {
+  weft::run([] {
+    weft::TcpListener listener;
+    try {
+      listener = weft::TcpListener::bind("::1", 0);
+    } catch (const std::system_error& e) {
+      GTEST_SKIP() << "no IPv6 loopback here: " << e.what();
+    }
+    weft::spawn([&] { echo(listener.accept()); });
+    auto client = weft::TcpStream::connect("::1", listener.local_port());
+    client.write_all("hello", 5);
+    char got[5];
+    client.read_exact(got, 5);
+    EXPECT_EQ(std::string(got, 5), "hello");
+    EXPECT_EQ(client.peer_port(), listener.local_port());
+  });
+}
+
+TEST_F(TcpTest, ConnectByNameResolvesOnTheThreadCache) {
+  weft::run([] {
+    auto listener = weft::TcpListener::bind("127.0.0.1", 0);
+    weft::spawn([&] { echo(listener.accept()); });
+    auto client = weft::TcpStream::connect("localhost", listener.local_port());
+    client.write_all("x", 1);
+    char got;
+    client.read_exact(&got, 1);
+    EXPECT_EQ(got, 'x');
+  });
+}
+
+TEST_F(TcpTest, ConnectRefusedThrowsSystemErrorWithEconnrefused) {
+  weft::run([] {
+    int port;
+    {
+      auto probe = weft::TcpListener::bind("127.0.0.1", 0);
+      port = probe.local_port();
+    }  // closed: nobody listens there now
+    try {
+      weft::TcpStream::connect("127.0.0.1", port);
+      FAIL() << "connected to a closed port";
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code().value(), ECONNREFUSED) << e.what();
+      EXPECT_NE(std::string(e.what()).find("connect"), std::string::npos);
+    }
+  });
+}
+
+TEST_F(TcpTest, ReadExactAtEndOfStreamThrowsEndOfStream) {
+  weft::run([] {
+    auto listener = weft::TcpListener::bind("127.0.0.1", 0);
+    weft::spawn([&] {
+      auto peer = listener.accept();
+      peer.write_all("ab", 2);
+    });  // closes after two bytes
+    auto client = weft::TcpStream::connect("127.0.0.1", listener.local_port());
+    char got[4];
+    try {
+      client.read_exact(got, 4);
+      FAIL() << "read 4 bytes from a stream of 2";
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code(), weft::io_errc::end_of_stream);
+    }
+  });
+}
+
+TEST_F(TcpTest, PeerResetMidReadThrowsConnectionReset) {
+  weft::run([] {
+    auto listener = weft::TcpListener::bind("127.0.0.1", 0);
+    weft::spawn([&] {
+      auto peer = listener.accept();
+      const linger abort_on_close{1, 0};  // close sends RST
+      ::setsockopt(peer.native_handle(), SOL_SOCKET, SO_LINGER, &abort_on_close,
+                   sizeof abort_on_close);
+      weft::sleep(5ms);
+    });
+    auto client = weft::TcpStream::connect("127.0.0.1", listener.local_port());
+    char buffer[16];
+    try {
+      client.read_some(buffer, sizeof buffer);
+      FAIL() << "read from a reset connection";
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code().value(), ECONNRESET) << e.what();
+    }
+  });
+}
+
+TEST_F(TcpTest, WriteToAClosedPeerThrowsInsteadOfRaisingSigpipe) {
+  weft::run([] {
+    auto listener = weft::TcpListener::bind("127.0.0.1", 0);
+    auto client = weft::TcpStream::connect("127.0.0.1", listener.local_port());
+    listener.accept().close();
+    const auto chunk = pattern(65536);
+    try {
+      for (int i = 0; i < 1000; ++i) {
+        client.write_all(chunk.data(), chunk.size());
+        weft::sleep(1ms);
+      }
+      FAIL() << "kept writing to a closed peer";
+    } catch (const std::system_error& e) {
+      EXPECT_TRUE(e.code().value() == EPIPE || e.code().value() == ECONNRESET) << e.what();
+    }
+  });
+}
+
+TEST_F(TcpTest, KillDuringReadUnwindsTheReader) {
+  weft::run([] {
+    auto listener = weft::TcpListener::bind("127.0.0.1", 0);
+    auto client = weft::TcpStream::connect("127.0.0.1", listener.local_port());
+    auto peer = listener.accept();
+    bool unwound = false;
+    auto reader = weft::spawn([&] {
+      struct Mark {
+        bool& flag;
+        ~Mark() { flag = true; }
+      } mark{unwound};
+      char buffer[64];
+      client.read_some(buffer, sizeof buffer);
+    });
+    weft::sleep(2ms);
+    reader.kill();
+    EXPECT_THROW(reader.wait(), weft::FiberExit);
+    EXPECT_TRUE(unwound);
+    // The stream still works: nothing of a later read went to the dead reader.
+    peer.write_all("z", 1);
+    char got;
+    client.read_exact(&got, 1);
+    EXPECT_EQ(got, 'z');
+  });
+}
+
+TEST_F(TcpTest, TimeoutDuringAcceptThrowsTimeoutError) {
+  weft::run([] {
+    auto listener = weft::TcpListener::bind("127.0.0.1", 0);
+    EXPECT_THROW(weft::with_timeout(5ms, [&] { return listener.accept(); }), weft::TimeoutError);
+    // Still accepts afterwards.
+    auto client = weft::TcpStream::connect("127.0.0.1", listener.local_port());
+    auto peer = listener.accept();
+    EXPECT_EQ(peer.peer_port(), client.local_port());
+  });
+}
+
+TEST_F(TcpTest, TimeoutDuringReadThrowsTimeoutError) {
+  weft::run([] {
+    auto listener = weft::TcpListener::bind("127.0.0.1", 0);
+    auto client = weft::TcpStream::connect("127.0.0.1", listener.local_port());
+    auto peer = listener.accept();
+    char buffer[8];
+    EXPECT_THROW(weft::with_timeout(5ms, [&] { return client.read_some(buffer, 8); }),
+                 weft::TimeoutError);
+  });
+}
+
+TEST_F(TcpTest, KillDuringABlockedWriteUnwindsTheWriter) {
+  weft::run([] {
+    auto listener = weft::TcpListener::bind("127.0.0.1", 0);
+    auto client = weft::TcpStream::connect("127.0.0.1", listener.local_port());
+    auto peer = listener.accept();  // never reads: the writer fills the buffers and waits
+    auto writer = weft::spawn([&] {
+      const auto chunk = pattern(1 << 20);
+      for (;;)
+        client.write_all(chunk.data(), chunk.size());
+    });
+    weft::sleep(20ms);
+    writer.kill();
+    EXPECT_THROW(writer.wait(), weft::FiberExit);
+  });
+}
+
+TEST_F(TcpTest, ConnectWithTimeoutToAnUnansweringAddressThrowsTimedOut) {
+  weft::run([] {
+    // A listener whose backlog is full never completes a new handshake.
+    auto listener = weft::TcpListener::bind("127.0.0.1", 0, 0);
+    std::vector<weft::TcpStream> filling;
+    try {
+      for (int i = 0; i < 8; ++i)
+        filling.push_back(weft::TcpStream::connect("127.0.0.1", listener.local_port(), 50ms));
+      GTEST_SKIP() << "this kernel completes handshakes beyond the backlog";
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code().value(), ETIMEDOUT) << e.what();
+    }
+  });
+}
+
+TEST_F(TcpTest, AThousandConcurrentConnectionsEachEchoTheirOwnBytes) {
+  rlimit limit{};
+  ::getrlimit(RLIMIT_NOFILE, &limit);
+  if (limit.rlim_cur < 2200) {
+    limit.rlim_cur = std::min<rlim_t>(limit.rlim_max, 4096);
+    ::setrlimit(RLIMIT_NOFILE, &limit);
+  }
+  if (limit.rlim_cur < 2200) GTEST_SKIP() << "RLIMIT_NOFILE too low for 1000 connections";
+  weft::run([] {
+    auto listener = weft::TcpListener::bind("127.0.0.1", 0, 1024);
+    constexpr int clients = 1000;
+    weft::spawn([&] {
+      for (int i = 0; i < clients; ++i)
+        weft::spawn(echo, listener.accept());
+    });
+    std::vector<weft::GreenThread<bool>> calls;
+    for (int i = 0; i < clients; ++i) {
+      calls.push_back(weft::spawn([&, i] {
+        auto stream = weft::TcpStream::connect("127.0.0.1", listener.local_port());
+        const std::string message = "client " + std::to_string(i);
+        stream.write_all(message.data(), message.size());
+        std::string got(message.size(), '\0');
+        stream.read_exact(got.data(), got.size());
+        return got == message;
+      }));
+    }
+    int ok = 0;
+    for (auto& c : calls)
+      ok += c.wait() ? 1 : 0;
+    EXPECT_EQ(ok, clients);
+  });
+}
+
+TEST_F(TcpTest, ReadvAndWritevMoveEveryByte) {
+  weft::run([] {
+    auto listener = weft::TcpListener::bind("127.0.0.1", 0);
+    weft::spawn([&] { echo(listener.accept()); });
+    auto client = weft::TcpStream::connect("127.0.0.1", listener.local_port());
+    std::string a = "scatter ", b = "gather";
+    iovec out[2] = {{a.data(), a.size()}, {b.data(), b.size()}};
+    EXPECT_EQ(client.writev(out, 2), a.size() + b.size());
+    std::string x(8, '\0'), y(6, '\0');
+    iovec in[2] = {{x.data(), x.size()}, {y.data(), y.size()}};
+    std::size_t got = 0;
+    while (got < 14) {
+      got += client.readv(in, 2);
+      if (got < 14) {  // short read: move the vectors on
+        std::size_t skip = got;
+        in[0] = {x.data() + std::min(skip, x.size()), x.size() - std::min(skip, x.size())};
+        skip -= std::min(skip, x.size());
+        in[1] = {y.data() + skip, y.size() - skip};
+      }
+    }
+    EXPECT_EQ(x + y, "scatter gather");
+  });
+}
+
+TEST_F(TcpTest, CallsOutsideAFiberThrowNoHubError) {
+  auto listener = weft::TcpListener::bind("127.0.0.1", 0);
+  EXPECT_THROW(listener.accept(), weft::NoHubError);
+}
