@@ -1,5 +1,9 @@
 // The entry points weft's templates call (spawn, kill) and the WaitQueue.
 
+#include <cstdio>
+#include <exception>
+#include <string_view>
+
 #include <weft/runtime/detail/fiber_base.hpp>
 #include <weft/runtime/errors.hpp>
 #include <weft/runtime/spawn_options.hpp>
@@ -45,11 +49,13 @@ void start_fiber_after(HubCore& hub, FiberBase* fiber, std::chrono::nanoseconds 
 }
 
 void kill_fiber(FiberBase* fiber, std::exception_ptr error) {
-  if (fiber->dead()) return;
   HubCore* here = HubCore::current();
   HubCore* home = FiberAccess::hub(*fiber);
+  if (!home) return;  // never scheduled (ran inline): nothing to kill
   if (here == home) return home->kill(fiber, std::move(error));
-  // Another thread's fiber: its own hub delivers the kill at its next round.
+  // Another thread's fiber: its own hub delivers the kill at its next round
+  // (its state may be read on that hub only). The caller must know the hub
+  // outlives the post (GreenThreadCore::kill posts under its lock for that).
   fiber->add_ref();
   home->post([fiber, error = std::move(error)]() mutable {
     FiberAccess::hub(*fiber)->kill(fiber, std::move(error));
@@ -58,8 +64,17 @@ void kill_fiber(FiberBase* fiber, std::exception_ptr error) {
 }
 
 void report_fiber_error(const FiberBase& fiber, std::exception_ptr error) noexcept {
-  if (HubCore* hub = HubCore::current()) {
-    hub->report_error(fiber.name().empty() ? "-" : std::string_view(fiber.name()), error);
+  const std::string_view name = fiber.name().empty() ? "-" : std::string_view(fiber.name());
+  if (HubCore* hub = HubCore::current()) return hub->report_error(name, error);
+  // A link callback run by a plain thread (it linked to a fiber that had ended).
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "weft: exception in a callback of fiber '%.*s': %s\n",
+                 static_cast<int>(name.size()), name.data(), e.what());
+  } catch (...) {
+    std::fprintf(stderr, "weft: exception in a callback of fiber '%.*s'\n",
+                 static_cast<int>(name.size()), name.data());
   }
 }
 

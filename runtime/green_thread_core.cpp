@@ -4,26 +4,40 @@
 
 #include <weft/runtime/errors.hpp>
 
+#include "runtime/hub_core.hpp"
+
 namespace weft::detail {
 
 void GreenThreadCore::wait_finished() {
-  if (finished_) return;
+  if (finished()) return;
   FiberBase* self = current_fiber();
   if (!self) throw NoHubError("weft::GreenThread::wait: must be called from a fiber");
   if (self == this)
     throw std::logic_error("weft::GreenThread::wait: a fiber cannot wait for itself");
-  while (!finished_)
-    waiters_.wait("GreenThread::wait");
+  SpinGuard lock(lock_);
+  if (finished_.load(std::memory_order_relaxed)) return;
+  // finish() sets the flag and unparks under the lock: one unpark is enough.
+  Parked record;
+  if (waiters_.park(lock, record, "GreenThread::wait") == ParkEnd::unparked) return;
+  lock.unlock();
+  throw_pending_interrupt();  // killed or timed out while waiting (even if also unparked)
 }
 
 std::uint64_t GreenThreadCore::add_link(LinkCallback callback) {
+  SpinGuard lock(lock_);
   const std::uint64_t id = next_link_id_++;
   links_.push_back(Link{id, std::move(callback)});
-  if (finished_) resolve_links();
+  // Not ended yet, or someone is running the links already (the dying fiber,
+  // or a callback that links another one): they will run this one too.
+  if (!finished_.load(std::memory_order_relaxed) || resolving_links_) return id;
+  resolving_links_ = true;
+  lock.unlock();
+  resolve_links();
   return id;
 }
 
 bool GreenThreadCore::remove_link(std::uint64_t id) noexcept {
+  SpinGuard lock(lock_);
   for (auto it = links_.begin(); it != links_.end(); ++it) {
     if (it->id == id) {
       links_.erase(it);
@@ -33,28 +47,70 @@ bool GreenThreadCore::remove_link(std::uint64_t id) noexcept {
   return false;
 }
 
+void GreenThreadCore::kill(std::exception_ptr error, bool only_if_not_started) {
+  HubCore* here = HubCore::current();
+  HubCore* home = FiberAccess::hub(*this);
+  if (here && here == home) {
+    // A fiber handed over by Runtime::spawn_on whose start is still in this
+    // hub's remote queue is in no list yet: post the kill behind the start.
+    const bool start_pending = state() == FiberState::created &&
+                               !IntrusiveList<FiberBase, LiveTag>::contains_anywhere(this);
+    if (!start_pending) {
+      if (only_if_not_started && started()) return;
+      return home->kill(this, std::move(error));
+    }
+  }
+  // Another thread: the home hub delivers it at its next round. Posted under
+  // the lock, so the fiber cannot finish meanwhile (finish() takes the lock)
+  // and its hub, which ends only after its fibers have, is still there.
+  SpinGuard lock(lock_);
+  if (finished_.load(std::memory_order_relaxed) || !home) return;
+  add_ref();
+  home->post([this, error = std::move(error), only_if_not_started]() mutable {
+    if (!(only_if_not_started && started())) FiberAccess::hub(*this)->kill(this, std::move(error));
+    release();
+  });
+}
+
+void GreenThreadCore::abort_unstarted(std::exception_ptr error) noexcept {
+  if (!error) error = std::make_exception_ptr(FiberExit{});
+  mark_ended_without_running();
+  abort_before_start(std::move(error));  // records the outcome: finish()
+  release();
+}
+
 void GreenThreadCore::finish(std::exception_ptr error) noexcept {
+  SpinGuard lock(lock_);
   error_ = std::move(error);
-  finished_ = true;
-  waiters_.notify_all();
-  resolve_links();
+  finished_.store(true, std::memory_order_release);
+  // Links first, then the parked waiters: a waiter on another hub resumes
+  // after every callback has run, as one on this hub always did.
+  if (!links_.empty() && !resolving_links_) {
+    resolving_links_ = true;
+    lock.unlock();
+    resolve_links();
+    lock.lock();
+  }
+  waiters_.unpark_all();
 }
 
 void GreenThreadCore::resolve_links() noexcept {
-  // A callback that links another one must not recurse: the outer loop runs it.
-  if (resolving_links_) return;
-  resolving_links_ = true;
   add_ref();  // a callback may drop the last handle
+  SpinGuard lock(lock_);
   while (!links_.empty()) {
     LinkCallback callback = std::move(links_.front().callback);
     links_.erase(links_.begin());
+    lock.unlock();
     try {
       callback(*this);
     } catch (...) {
       report_fiber_error(*this, std::current_exception());
     }
+    callback.reset();  // its captures die outside the lock too
+    lock.lock();
   }
   resolving_links_ = false;
+  lock.unlock();
   release();
 }
 

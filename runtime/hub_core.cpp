@@ -73,13 +73,15 @@ std::int64_t HubCore::now_ns() noexcept {
 
 // --- fibers -------------------------------------------------------------------
 
-void HubCore::start(FiberBase* fiber, const SpawnOptions& options,
-                    std::optional<std::int64_t> at_ns) {
+void HubCore::prepare(FiberBase* fiber, const SpawnOptions& options) {
   fiber->hub_ = this;
   fiber->id_ = next_fiber_id.fetch_add(1, std::memory_order_relaxed);
   fiber->requested_stack_size_ = options.stack_size;
   fiber->start_fp_control_ = current_fp_control();
   if (!options.name.empty()) fiber->name_ = options.name;
+}
+
+void HubCore::enqueue(FiberBase* fiber, std::optional<std::int64_t> at_ns) {
   live_.push_back(fiber);
   if (at_ns) {
     fiber->start_timer_.owner = fiber;
@@ -202,7 +204,7 @@ bool HubCore::bind_stack(FiberBase* fiber) noexcept {
         ctx::make_fcontext(static_cast<char*>(stack.base) + stack.size, stack.size, &fiber_entry);
     set_start_fp_control(fiber->context_, fiber->start_fp_control_);
     fiber->tsan_fiber_ = tsan_create_fiber();
-    fiber->has_run_ = true;
+    fiber->has_run_.store(true, std::memory_order_relaxed);
     return true;
   } catch (...) {
     // No stack for it: it ends unrun, and its wait() tells why.
@@ -245,8 +247,10 @@ void HubCore::run_round(std::optional<std::chrono::nanoseconds> max_wait, bool c
 
 void HubCore::poll(std::optional<std::chrono::nanoseconds> max_wait) {
   auto on_error = [this](std::exception_ptr error) { report_error("hub.post", error); };
-  remote_.run_pending(on_error);
-  if (!ready_.empty() || stop_flag_.load(std::memory_order_relaxed)) {
+  // Posted work that ran counts as this round's event: the caller (run_until's
+  // predicate, an embedding loop) must get to look before the hub blocks.
+  const bool ran_posts = remote_.run_pending(on_error) != 0;
+  if (ran_posts || !ready_.empty() || stop_flag_.load(std::memory_order_relaxed)) {
     max_wait = std::chrono::nanoseconds{0};
   }
   if (!timers_.empty() && (!max_wait || max_wait->count() > 0)) {

@@ -82,7 +82,15 @@ class HubCore {
   }
 
   // --- fibers -------------------------------------------------------------
-  void start(FiberBase* fiber, const SpawnOptions& options, std::optional<std::int64_t> at_ns);
+  void start(FiberBase* fiber, const SpawnOptions& options, std::optional<std::int64_t> at_ns) {
+    prepare(fiber, options);
+    enqueue(fiber, at_ns);
+  }
+  /// The half of start() that any thread may do before handing the fiber to
+  /// this hub (Runtime::spawn_on): id, name, stack size, home hub.
+  void prepare(FiberBase* fiber, const SpawnOptions& options);
+  /// The half that only this hub's thread may do: live list, ready queue or timer.
+  void enqueue(FiberBase* fiber, std::optional<std::int64_t> at_ns);
   void kill(FiberBase* fiber, std::exception_ptr error);
   void kill_all();
   /// Delivers an interrupt (kill: source 0; Timeout: its serial) to a started

@@ -1,5 +1,6 @@
 #include "runtime/remote_queue.hpp"
 
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -16,17 +17,41 @@ RemoteQueue::RemoteQueue() : wake_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) 
 }
 
 RemoteQueue::~RemoteQueue() {
+  // A kicker pushed before this hub ran its work, so it registered before the
+  // hub could get here; it is a few instructions from done.
+  while (kickers_.load(std::memory_order_acquire) != 0)
+    ::sched_yield();
+  Node* next = take_posted();
+  while (next) {
+    Node* node = next;
+    next = node->next;
+    delete node;
+  }
   ::close(wake_fd_);
 }
 
 void RemoteQueue::post(UniqueFunction<void()> work) {
-  // All of it under the mutex: once the hub can take the work, the work may
-  // let the hub end (it wakes the fiber that was keeping it alive), so the
-  // poster must not touch the queue after the unlock.
-  std::lock_guard lock(mutex_);
-  posted_.push_back(std::move(work));
-  pending_.store(true, std::memory_order_seq_cst);
-  if (hub_sleeping_.load(std::memory_order_seq_cst)) kick();
+  Node* node = new Node{nullptr, std::move(work)};
+  std::uintptr_t head = head_.load(std::memory_order_relaxed);
+  bool registered = false;
+  for (;;) {
+    if ((head & sleeping_tag) && !registered) {
+      // Register before the push makes the node visible (the release below
+      // orders it): the hub may run the node and reach ~RemoteQueue before
+      // the eventfd write.
+      kickers_.fetch_add(1, std::memory_order_relaxed);
+      registered = true;
+    }
+    node->next = reinterpret_cast<Node*>(head & ~sleeping_tag);
+    if (head_.compare_exchange_weak(head, reinterpret_cast<std::uintptr_t>(node),
+                                    std::memory_order_acq_rel, std::memory_order_relaxed)) {
+      break;
+    }
+  }
+  // From here on the queue may be gone, unless this poster is registered.
+  if (!registered) return;
+  if (head & sleeping_tag) kick();
+  kickers_.fetch_sub(1, std::memory_order_release);
 }
 
 void RemoteQueue::kick() noexcept {
@@ -35,10 +60,19 @@ void RemoteQueue::kick() noexcept {
   [[maybe_unused]] ssize_t written = ::write(wake_fd_, &one, sizeof one);
 }
 
-void RemoteQueue::take_posted() {
-  std::lock_guard lock(mutex_);
-  running_.swap(posted_);
-  pending_.store(false, std::memory_order_relaxed);
+RemoteQueue::Node* RemoteQueue::take_posted() noexcept {
+  const std::uintptr_t taken = head_.exchange(0, std::memory_order_acquire);
+  // The stack is newest first; reverse it so posts run in the order they were
+  // made (a post that happened before another runs first).
+  Node* newest_first = reinterpret_cast<Node*>(taken & ~sleeping_tag);
+  Node* oldest_first = nullptr;
+  while (newest_first) {
+    Node* node = newest_first;
+    newest_first = node->next;
+    node->next = oldest_first;
+    oldest_first = node;
+  }
+  return oldest_first;
 }
 
 }  // namespace weft::detail

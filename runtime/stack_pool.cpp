@@ -14,6 +14,8 @@
 #include <string>
 #include <system_error>
 
+#include "runtime/switch_annotations.hpp"
+
 #if __has_include(<valgrind/valgrind.h>)
 #include <valgrind/valgrind.h>
 #define WEFT_HAVE_VALGRIND 1
@@ -117,8 +119,14 @@ StackPool::StackPool(std::size_t usable_size)
       guard_(guard_mode() == GuardMode::none ? 0 : page_size()) {}
 
 StackPool::~StackPool() {
-  for (const Slab& slab : slabs_)
+  for (const Slab& slab : slabs_) {
+    // Frames of fibers that never returned (killed, or parked when their hub
+    // ended) leave redzone poison behind, and ASan keeps a region's poison
+    // through munmap: the next mapping at these addresses (another hub's
+    // io_uring rings) would be reported as a stack overflow.
+    asan_unpoison_stack(slab.memory, slab.bytes);
     ::munmap(slab.memory, slab.bytes);
+  }
 }
 
 void StackPool::add_slab() {

@@ -12,6 +12,7 @@
 #include <weft/runtime/green_thread.hpp>
 #include <weft/runtime/hub.hpp>
 #include <weft/runtime/run.hpp>
+#include <weft/runtime/runtime.hpp>
 #include <weft/runtime/sleep.hpp>
 #include <weft/runtime/spawn_options.hpp>
 #include <weft/runtime/timeout.hpp>

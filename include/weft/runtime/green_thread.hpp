@@ -59,6 +59,7 @@ class GreenThreadState : public GreenThreadCore {
       if constexpr (std::is_copy_constructible_v<R>) {
         return *value_;
       } else {
+        SpinGuard lock(this->lock_);  // waiters on several hubs may race for it
         if (!value_)
           throw std::logic_error("GreenThread::wait: the move-only result was already taken");
         R taken = std::move(*value_);
@@ -155,27 +156,30 @@ class GreenThread {
 
   /// Waits for the fiber to end (suspension point), then returns its result or
   /// rethrows its exception (FiberExit, or the kill's exception, if killed).
-  /// Any number of fibers may wait. Returns at once, without a hub, if the
-  /// fiber has already ended.
+  /// Any number of fibers, of any hub, may wait: a waiter on another hub is
+  /// woken through its own hub. Returns at once, from any thread, if the
+  /// fiber has already ended; otherwise throws NoHubError outside a fiber.
   R wait() const { return state().result(); }
 
   /// Throws FiberExit inside the fiber at its suspension point (or at once if
   /// the caller is the fiber itself). A fiber that has not started never runs;
-  /// its wait() throws FiberExit and its links run now, in the caller. A dead
-  /// fiber is left alone. The caller yields once, so when kill returns the
-  /// target has unwound (or reached its next suspension point).
-  void kill() const { detail::kill_fiber(&state(), nullptr); }
+  /// its wait() throws FiberExit and its links run then (in the caller on
+  /// the fiber's own hub, else on that hub). A dead fiber is left alone. From the fiber's own hub
+  /// the caller yields once, so when kill returns the target has unwound (or reached its next
+  /// suspension point). From another hub or a plain thread, the fiber's hub
+  /// delivers it at its next round and kill returns at once (wait() to see
+  /// it end).
+  void kill() const { state().kill(nullptr, false); }
   /// As kill(), but throws `error` inside the fiber instead of FiberExit.
-  void kill(std::exception_ptr error) const { detail::kill_fiber(&state(), std::move(error)); }
+  void kill(std::exception_ptr error) const { state().kill(std::move(error), false); }
 
-  /// kill(), but only if the fiber has not started yet.
+  /// kill(), but only if the fiber has not started yet (decided on its hub).
   void cancel() const { cancel(nullptr); }
-  void cancel(std::exception_ptr error) const {
-    if (!state().started()) detail::kill_fiber(&state(), std::move(error));
-  }
+  void cancel(std::exception_ptr error) const { state().kill(std::move(error), true); }
 
   /// Calls `callback(GreenThread&)` (or `callback()`) once the fiber has ended,
-  /// in the dying fiber's context; at once if it has already ended. Callbacks
+  /// in the dying fiber's context; at once, in the caller, if it has already
+  /// ended. Callable from any thread. Callbacks
   /// run in the order added; one that throws is reported to the hub's error
   /// handler and the others still run. Returns an id for unlink().
   template <class F>
@@ -193,7 +197,9 @@ class GreenThread {
   /// Removes a callback added by link(); false if it was not there (or has run).
   bool unlink(std::uint64_t link_id) const { return state().remove_link(link_id); }
 
-  bool dead() const { return state().dead(); }
+  /// Has it ended (its outcome recorded)? Any thread.
+  bool dead() const { return state().finished(); }
+  /// Has it begun running? Any thread.
   bool started() const { return state().started(); }
   std::uint64_t id() const { return state().id(); }
   const std::string& name() const { return state().name(); }

@@ -71,8 +71,8 @@ class FiberBase : public ListHook<ReadyTag>, public ListHook<LiveTag> {
   std::uint64_t id() const noexcept { return id_; }
   FiberState state() const noexcept { return state_; }
   bool dead() const noexcept { return state_ == FiberState::dead; }
-  /// Has it begun running? (False for one killed before it started.)
-  bool started() const noexcept { return has_run_; }
+  /// Has it begun running? (False for one killed before it started.) Any thread.
+  bool started() const noexcept { return has_run_.load(std::memory_order_relaxed); }
   const std::string& name() const noexcept { return name_; }
   void set_name(std::string name) { name_ = std::move(name); }
 
@@ -101,8 +101,8 @@ class FiberBase : public ListHook<ReadyTag>, public ListHook<LiveTag> {
   std::size_t requested_stack_size_ = 0;
   HubCore* hub_ = nullptr;
   FiberState state_ = FiberState::created;
-  bool has_run_ = false;
-  std::uint32_t suspend_epoch_ = 0;  // counts suspensions; see sync/detail/parking.hpp
+  std::atomic<bool> has_run_{false};  // read by started() from any thread
+  std::uint32_t suspend_epoch_ = 0;   // counts suspensions; see sync/detail/parking.hpp
   const char* wait_reason_ = "start";
   InterruptHook* interrupt_hook_ = nullptr;
   std::exception_ptr interrupt_;
@@ -131,8 +131,8 @@ struct Waiter : ListHook<WaitTag> {
   bool notified = false;
 };
 
-/// FIFO queue of fibers of one hub waiting for something: the one wait
-/// primitive under GreenThread::wait, pools and (later) the sync objects.
+/// FIFO queue of fibers of one hub waiting for something (GreenPool). What
+/// fibers of several hubs may wait on uses ParkingLot (sync/detail/parking.hpp).
 class WaitQueue {
  public:
   WaitQueue() = default;

@@ -1,13 +1,20 @@
 #pragma once
 /// The non-template half of a GreenThread's shared state: completion, the
 /// fibers waiting for it, and link callbacks.
+///
+/// The fiber runs on one hub, but its handle may be used from any thread: a
+/// fiber of another hub may wait for it, link to it or kill it. Completion is
+/// an atomic flag (a finished fiber costs a waiter one load); waiters and links
+/// sit under a SpinLock, which finish() takes once.
 
+#include <atomic>
 #include <cstdint>
 #include <exception>
 #include <vector>
 
 #include <weft/runtime/detail/fiber_base.hpp>
 #include <weft/runtime/detail/unique_function.hpp>
+#include <weft/sync/detail/parking.hpp>
 
 namespace weft::detail {
 
@@ -15,15 +22,27 @@ class GreenThreadCore : public FiberBase {
  public:
   using LinkCallback = UniqueFunction<void(GreenThreadCore&)>;
 
-  bool finished() const noexcept { return finished_; }
+  /// Has the outcome been recorded? Any thread; once true, error() and the
+  /// result may be read.
+  bool finished() const noexcept { return finished_.load(std::memory_order_acquire); }
   const std::exception_ptr& error() const noexcept { return error_; }
 
-  /// Suspends the calling fiber until this one has finished (returns at once
-  /// if it has). Throws logic_error when a fiber waits for itself.
+  /// Suspends the calling fiber (of any hub) until this one has finished;
+  /// returns at once, from any thread, if it has. Throws logic_error when a
+  /// fiber waits for itself, NoHubError outside a fiber.
   void wait_finished();
-  /// Runs `callback` when the fiber ends, or now if it has ended.
+  /// Runs `callback` when the fiber ends (in the dying fiber), or now, in the
+  /// caller, if it has ended. Any thread.
   std::uint64_t add_link(LinkCallback callback);
   bool remove_link(std::uint64_t id) noexcept;
+  /// kill / cancel as GreenThread documents them, from any thread; null
+  /// `error` means FiberExit. From another thread than the fiber's hub it is
+  /// delivered by that hub at its next round and the caller does not wait.
+  void kill(std::exception_ptr error, bool only_if_not_started);
+  /// Ends a fiber that was never handed to its hub: it never runs, its
+  /// outcome is `error` (FiberExit if null) and its links run now, in the
+  /// caller. Drops the fiber's own reference.
+  void abort_unstarted(std::exception_ptr error) noexcept;
 
  protected:
   GreenThreadCore() = default;
@@ -33,19 +52,23 @@ class GreenThreadCore : public FiberBase {
   /// links, each isolated: one that throws is reported and the rest still run.
   void finish(std::exception_ptr error) noexcept;
 
+  /// Guards waiters, links, and taking a move-only result.
+  mutable SpinLock lock_;
+
  private:
   struct Link {
     std::uint64_t id;
     LinkCallback callback;
   };
 
+  /// Runs links until none is left; the caller has set resolving_links_.
   void resolve_links() noexcept;
 
-  WaitQueue waiters_;
+  ParkingLot waiters_;
   std::vector<Link> links_;
   std::exception_ptr error_;
   std::uint64_t next_link_id_ = 1;
-  bool finished_ = false;
+  std::atomic<bool> finished_{false};
   bool resolving_links_ = false;
 };
 
