@@ -58,12 +58,21 @@ class Backend {
   virtual std::string_view name() const noexcept = 0;
   /// Submits queued work, then waits up to `timeout` (nullopt: no limit, zero:
   /// just collect) for completions or a wake-up, and dispatches completions.
-  virtual void wait(std::optional<std::chrono::nanoseconds> timeout) = 0;
+  /// `collect`: enter the kernel even for a zero timeout with nothing in
+  /// flight (a wake-up may be waiting to be consumed: embedding).
+  virtual void wait(std::optional<std::chrono::nanoseconds> timeout, bool collect = false) = 0;
+  /// Submits what is queued without waiting (embedding: before the host loop sleeps).
+  virtual void flush() {}
+  /// An fd that cross-thread kicks must also write (io_uring: the eventfd
+  /// behind poll_fd, once a host loop asked for it), or -1.
+  virtual int extra_kick_fd() const noexcept { return -1; }
   /// True while user operations are in flight whose completions need polling.
   /// Not virtual: the hub asks at the end of every round.
   bool has_operations_in_flight() const noexcept { return in_flight_ != 0; }
-  /// Readable when completions or wake-ups are waiting (for embedding).
-  virtual int poll_fd() const noexcept = 0;
+  /// Readable when completions or wake-ups are waiting (for embedding). From
+  /// the hub's thread; what it needs is set up on the first call, so hubs
+  /// that are not embedded pay nothing for it.
+  virtual int poll_fd() noexcept = 0;
 
   /// Completion-based backends (io_uring) run operations in the kernel:
   /// start() queues `request` for the next submission, cancel() asks the

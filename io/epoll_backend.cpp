@@ -38,10 +38,10 @@ class EpollBackend final : public Backend {
 
   std::string_view name() const noexcept override { return "epoll"; }
 
-  void wait(std::optional<std::chrono::nanoseconds> timeout) override {
+  void wait(std::optional<std::chrono::nanoseconds> timeout, bool collect) override {
     int timeout_ms = -1;
     if (timeout) {
-      if (timeout->count() <= 0 && in_flight_ == 0) return;  // nothing could be ready
+      if (timeout->count() <= 0 && in_flight_ == 0 && !collect) return;  // nothing could be ready
       // Round up: a timer must never fire early.
       timeout_ms = static_cast<int>((timeout->count() + 999'999) / 1'000'000);
     }
@@ -64,7 +64,7 @@ class EpollBackend final : public Backend {
     }
   }
 
-  int poll_fd() const noexcept override { return epoll_fd_; }
+  int poll_fd() noexcept override { return epoll_fd_; }
 
   bool runs_operations() const noexcept override { return false; }
   void start(IoRequest&) override {

@@ -5,6 +5,7 @@
 #include <liburing.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdint>
@@ -28,19 +29,21 @@ class UringBackend final : public Backend {
     setup_ring();
     io_uring_ring_dontfork(&ring_);
     arm_wake_read();
+    io_uring_submit(&ring_);
   }
 
   ~UringBackend() override {
     cancel_wake_read();
     io_uring_queue_exit(&ring_);
+    if (notify_fd_ >= 0) ::close(notify_fd_);
   }
 
   std::string_view name() const noexcept override { return "io_uring"; }
 
-  void wait(std::optional<std::chrono::nanoseconds> timeout) override {
+  void wait(std::optional<std::chrono::nanoseconds> timeout, bool collect) override {
     if (timeout && timeout->count() <= 0) {
       // Nothing to submit and nothing to collect: stay out of the kernel.
-      if (io_uring_sq_ready(&ring_) == 0 && in_flight_ == 0) {
+      if (io_uring_sq_ready(&ring_) == 0 && in_flight_ == 0 && !collect) {
         drain_completions();
         return;
       }
@@ -58,9 +61,32 @@ class UringBackend final : public Backend {
       }
     }
     drain_completions();
+    if (notify_fd_ >= 0) {  // embedded: consume the signal the host loop woke for
+      std::uint64_t count;
+      [[maybe_unused]] ssize_t got = ::read(notify_fd_, &count, sizeof count);
+    }
   }
 
-  int poll_fd() const noexcept override { return ring_.ring_fd; }
+  // With DEFER_TASKRUN the ring fd does not signal poll/epoll when
+  // completions are posted, so a host loop watches an eventfd registered with
+  // the ring instead (and kicks from other threads write it too).
+  int poll_fd() noexcept override {
+    if (notify_fd_ < 0) {
+      const int fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+      if (fd < 0) return ring_.ring_fd;
+      if (io_uring_register_eventfd(&ring_, fd) < 0) {
+        ::close(fd);
+        return ring_.ring_fd;
+      }
+      notify_fd_ = fd;
+    }
+    return notify_fd_;
+  }
+  int extra_kick_fd() const noexcept override { return notify_fd_; }
+
+  void flush() override {
+    if (io_uring_sq_ready(&ring_) != 0) check(io_uring_submit(&ring_), "io_uring_submit");
+  }
 
   bool runs_operations() const noexcept override { return true; }
 
@@ -202,6 +228,7 @@ class UringBackend final : public Backend {
 
   io_uring ring_{};
   int wake_fd_;
+  int notify_fd_ = -1;
   std::uint64_t wake_counter_ = 0;
 };
 

@@ -41,7 +41,7 @@ std::optional<std::chrono::nanoseconds> Hub::next_deadline() const {
 }
 
 int Hub::poll_fd() const noexcept {
-  return core_->backend().poll_fd();
+  return core_->poll_fd();
 }
 
 std::string_view Hub::backend_name() const noexcept {

@@ -53,6 +53,7 @@ HubCore::HubCore(Hub& owner, const HubOptions& options)
   install_stack_overflow_handler();
   signal_stack_ = make_signal_stack();
   this_thread_hub = this;
+  remote_.set_hub_sleeping(true);  // a host loop may wait on poll_fd before any round
 }
 
 HubCore::~HubCore() {
@@ -241,11 +242,20 @@ void HubCore::run_round(std::optional<std::chrono::nanoseconds> max_wait, bool c
     throw std::logic_error("weft: a hub's loop cannot run inside one of its fibers");
   attention_ = false;
   chain_rounds_ = chain_rounds;
-  poll(ready_.empty() ? max_wait : std::optional(std::chrono::nanoseconds{0}));
+  remote_.set_hub_sleeping(false);
+  // A round a host loop asked for enters the kernel even when it need not
+  // wait: the wake-up that made poll_fd readable must be consumed.
+  poll(ready_.empty() ? max_wait : std::optional(std::chrono::nanoseconds{0}), !chain_rounds);
   run_ready();
+  if (!chain_rounds) {
+    // Back to a host loop that sleeps on poll_fd: submit what the fibers
+    // queued, and have posts from other threads kick the eventfd.
+    backend_->flush();
+    remote_.set_hub_sleeping(true);
+  }
 }
 
-void HubCore::poll(std::optional<std::chrono::nanoseconds> max_wait) {
+void HubCore::poll(std::optional<std::chrono::nanoseconds> max_wait, bool collect) {
   auto on_error = [this](std::exception_ptr error) { report_error("hub.post", error); };
   // Posted work that ran counts as this round's event: the caller (run_until's
   // predicate, an embedding loop) must get to look before the hub blocks.
@@ -268,7 +278,7 @@ void HubCore::poll(std::optional<std::chrono::nanoseconds> max_wait) {
     remote_.set_hub_sleeping(true);
     if (remote_.maybe_pending()) max_wait = std::chrono::nanoseconds{0};
   }
-  backend_->wait(max_wait);
+  backend_->wait(max_wait, collect);
   if (may_block) remote_.set_hub_sleeping(false);
   remote_.run_pending(on_error);
   fire_due_timers();

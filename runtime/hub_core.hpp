@@ -183,6 +183,13 @@ class HubCore {
   std::size_t live_fibers() const noexcept { return live_.size(); }
   std::string dump() const;
   Backend& backend() noexcept { return *backend_; }
+  /// For a host loop (embedding): the backend's fd, which posts from other
+  /// threads then also make readable.
+  int poll_fd() noexcept {
+    const int fd = backend_->poll_fd();
+    remote_.set_extra_kick_fd(backend_->extra_kick_fd());
+    return fd;
+  }
   std::size_t stack_guard_size() const noexcept { return default_stacks_.guard_size(); }
 
  private:
@@ -255,7 +262,7 @@ class HubCore {
       rethrow_interrupt(self);
   }
 
-  void poll(std::optional<std::chrono::nanoseconds> max_wait);
+  void poll(std::optional<std::chrono::nanoseconds> max_wait, bool collect);
   void fire_due_timers() noexcept;
   void trim_idle_stacks() noexcept;
   bool spin_for_remote_post(std::optional<std::chrono::nanoseconds> max_wait) noexcept;

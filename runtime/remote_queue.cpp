@@ -58,6 +58,8 @@ void RemoteQueue::kick() noexcept {
   const std::uint64_t one = 1;
   // EAGAIN means the counter is saturated: the hub is being woken anyway.
   [[maybe_unused]] ssize_t written = ::write(wake_fd_, &one, sizeof one);
+  const int extra = extra_kick_fd_.load(std::memory_order_acquire);
+  if (extra >= 0) written = ::write(extra, &one, sizeof one);
 }
 
 RemoteQueue::Node* RemoteQueue::take_posted() noexcept {

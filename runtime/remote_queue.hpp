@@ -74,6 +74,8 @@ class RemoteQueue {
   }
   /// Makes a sleeping hub's backend return (any thread).
   void kick() noexcept;
+  /// A second fd for kick() to write (a host loop's, when embedded).
+  void set_extra_kick_fd(int fd) noexcept { extra_kick_fd_.store(fd, std::memory_order_release); }
 
  private:
   struct Node {
@@ -88,6 +90,7 @@ class RemoteQueue {
   std::atomic<std::uintptr_t> head_{0};  // Node* | sleeping_tag
   std::atomic<std::size_t> kickers_{0};  // posters that may still write wake_fd_
   int wake_fd_;
+  std::atomic<int> extra_kick_fd_{-1};
 };
 
 }  // namespace weft::detail

@@ -96,7 +96,8 @@ class Hub {
   /// due, nullopt if nothing is scheduled. Never negative.
   std::optional<std::chrono::nanoseconds> next_deadline() const;
   /// An fd that is readable while the hub has work that arrived from outside
-  /// (I/O completions, posts from other threads).
+  /// (I/O completions, posts from other threads). Call it from the hub's
+  /// thread; run_once() consumes what made it readable.
   int poll_fd() const noexcept;
 
   /// "io_uring" or "epoll".
