@@ -5,6 +5,7 @@
 // keep alive, so a busy worker may outlive its ThreadCache.
 
 #include <weft/process/thread_cache.hpp>
+#include <weft/runtime/detail/spin_pause.hpp>
 
 #include <linux/futex.h>
 #include <pthread.h>
@@ -40,14 +41,6 @@ enum class Signal : std::uint32_t {
   job,       // the slot holds a job
   exit,      // the cache is closing
 };
-
-void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
 
 static_assert(sizeof(std::atomic<Signal>) == sizeof(std::uint32_t) &&
               std::atomic<Signal>::is_always_lock_free);
@@ -90,7 +83,7 @@ struct alignas(64) Worker {
       for (unsigned polls = 1;; ++polls) {
         const Signal s = signal.load(std::memory_order_acquire);
         if (s != Signal::idle) return s;
-        cpu_relax();
+        spin_pause();
         if (polls % 64 == 0 && Clock::now() >= spin_until) break;
       }
     }

@@ -48,21 +48,6 @@ void start_fiber_after(HubCore& hub, FiberBase* fiber, std::chrono::nanoseconds 
   hub.start(fiber, options, HubCore::now_ns() + std::max<std::int64_t>(0, delay.count()));
 }
 
-void kill_fiber(FiberBase* fiber, std::exception_ptr error) {
-  HubCore* here = HubCore::current();
-  HubCore* home = FiberAccess::hub(*fiber);
-  if (!home) return;  // never scheduled (ran inline): nothing to kill
-  if (here == home) return home->kill(fiber, std::move(error));
-  // Another thread's fiber: its own hub delivers the kill at its next round
-  // (its state may be read on that hub only). The caller must know the hub
-  // outlives the post (GreenThreadCore::kill posts under its lock for that).
-  fiber->add_ref();
-  home->post([fiber, error = std::move(error)]() mutable {
-    FiberAccess::hub(*fiber)->kill(fiber, std::move(error));
-    fiber->release();
-  });
-}
-
 void report_fiber_error(const FiberBase& fiber, std::exception_ptr error) noexcept {
   const std::string_view name = fiber.name().empty() ? "-" : std::string_view(fiber.name());
   if (HubCore* hub = HubCore::current()) return hub->report_error(name, error);

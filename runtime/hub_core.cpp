@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <sstream>
 
+#include <weft/runtime/detail/spin_pause.hpp>
 #include <weft/runtime/errors.hpp>
 #include <weft/runtime/spawn_options.hpp>
 
@@ -296,9 +297,7 @@ bool HubCore::spin_for_remote_post(std::optional<std::chrono::nanoseconds> max_w
   const std::int64_t until = now_ns() + budget;
   for (unsigned i = 1;; ++i) {
     if (remote_.maybe_pending()) return true;
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
+    spin_pause();
     if (i % 64 == 0 && now_ns() >= until) return false;
   }
 }

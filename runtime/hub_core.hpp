@@ -103,12 +103,7 @@ class HubCore {
   void suspend(const char* reason, InterruptHook* hook = nullptr) {
     FiberBase& self = require_fiber(reason);
     throw_if_interrupted(self);
-    self.state_ = FiberState::suspended;
-    self.wait_reason_ = reason;
-    self.interrupt_hook_ = hook;
-    switch_out(&self);
-    ++self.suspend_epoch_;
-    self.interrupt_hook_ = nullptr;
+    suspend_keeping_interrupt(self, reason, hook);
     throw_if_interrupted(self);
   }
   /// Suspends until woken; an interrupt (kill, Timeout) wakes it too but is

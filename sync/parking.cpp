@@ -17,9 +17,7 @@ void SpinLock::lock_contended() noexcept {
       return;
     }
     if (spins < 64) {
-#if defined(__x86_64__) || defined(__i386__)
-      __builtin_ia32_pause();
-#endif
+      spin_pause();
     } else {
       ::sched_yield();
     }

@@ -48,7 +48,7 @@ class Event {
   /// was); returns the value or rethrows the exception sent. From a fiber.
   T wait() {
     detail::SpinGuard lock(lock_);
-    if (sent_) return take(value_, error_);
+    if (sent()) return take(value_, error_);
     Waiter waiter;
     if (waiters_.park(lock, waiter, "Event::wait") != detail::ParkEnd::unparked) {
       lock.unlock();
@@ -64,7 +64,7 @@ class Event {
     const auto deadline =
         detail::deadline_after(std::chrono::duration_cast<std::chrono::nanoseconds>(timeout));
     detail::SpinGuard lock(lock_);
-    if (!sent_) {
+    if (!sent()) {
       Waiter waiter;
       switch (waiters_.park(lock, waiter, "Event::wait_for", deadline)) {
         case detail::ParkEnd::unparked:
@@ -82,20 +82,19 @@ class Event {
   /// Has it been sent (since the last reset)? Any thread.
   bool ready() const {
     detail::SpinGuard lock(lock_);
-    return sent_;
+    return sent();
   }
   /// Was it sent with an exception? Any thread.
   bool has_exception() const {
     detail::SpinGuard lock(lock_);
-    return sent_ && error_;
+    return error_ != nullptr;
   }
   /// Makes a sent event unsent again, so it can be sent once more. Waiters
   /// already woken keep what they were sent. Throws std::logic_error on an
   /// event that has not been sent (as eventlet asserts). Any thread.
   void reset() {
     detail::SpinGuard lock(lock_);
-    if (!sent_) throw std::logic_error("weft::Event::reset: the event has not been sent");
-    sent_ = false;
+    if (!sent()) throw std::logic_error("weft::Event::reset: the event has not been sent");
     value_.reset();
     error_ = nullptr;
   }
@@ -108,14 +107,13 @@ class Event {
 
   void deliver(std::optional<Stored> value, std::exception_ptr error) {
     detail::SpinGuard lock(lock_);
-    if (sent_) throw std::logic_error("weft::Event: sent twice without a reset in between");
+    if (sent()) throw std::logic_error("weft::Event: sent twice without a reset in between");
     // Copy into every waiter first: a copy that throws leaves the event unsent.
     waiters_.for_each([&](detail::Parked* record) {
       auto* waiter = static_cast<Waiter*>(record);
       waiter->value = value;
       waiter->error = error;
     });
-    sent_ = true;
     value_ = std::move(value);
     error_ = std::move(error);
     waiters_.unpark_all();
@@ -136,8 +134,10 @@ class Event {
     }
   }
 
+  // Sent: with a value (value_ holds one) or with an exception (error_).
+  bool sent() const noexcept { return value_.has_value() || error_ != nullptr; }
+
   mutable detail::SpinLock lock_;
-  bool sent_ = false;
   std::optional<Stored> value_;
   std::exception_ptr error_;
   detail::ParkingLot waiters_;

@@ -165,8 +165,6 @@ HubCore& current_hub_core(const char* operation);
 void start_fiber(HubCore& hub, FiberBase* fiber, const SpawnOptions& options);
 void start_fiber_after(HubCore& hub, FiberBase* fiber, std::chrono::nanoseconds delay,
                        const SpawnOptions& options);
-/// kill / cancel as GreenThread documents them; null `error` means FiberExit.
-void kill_fiber(FiberBase* fiber, std::exception_ptr error);
 /// Hands an exception that escaped a fiber to its hub's error handler.
 void report_fiber_error(const FiberBase& fiber, std::exception_ptr error) noexcept;
 

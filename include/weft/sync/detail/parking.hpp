@@ -19,6 +19,7 @@
 
 #include <weft/runtime/detail/fiber_base.hpp>
 #include <weft/runtime/detail/intrusive_list.hpp>
+#include <weft/runtime/detail/spin_pause.hpp>
 
 namespace weft::detail {
 
@@ -40,11 +41,8 @@ class SpinLock {
   /// Returns once no one holds the lock: whoever did has finished with the
   /// object (see ParkingLot::park).
   void wait_until_unlocked() const noexcept {
-    while (locked_.load(std::memory_order_acquire)) {
-#if defined(__x86_64__) || defined(__i386__)
-      __builtin_ia32_pause();
-#endif
-    }
+    while (locked_.load(std::memory_order_acquire))
+      spin_pause();
   }
 
  private:
