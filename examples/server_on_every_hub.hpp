@@ -1,0 +1,98 @@
+#pragma once
+// The skeleton the example servers share: one listener per hub on the same
+// port (SO_REUSEPORT, so the kernel spreads connections over the hubs), a
+// fiber per connection, and a server that ends by itself once every client it
+// accepted has gone, or after a time limit — what a benchmark harness needs.
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <system_error>
+#include <utility>
+
+#include <weft/weft.hpp>
+
+namespace example {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 0;  // 0: the kernel picks one (printed)
+  std::chrono::duration<double> max_time{60};
+  std::size_t hubs = 1;
+};
+
+namespace detail {
+
+// Open connections over all hubs; the one that closes the last sends `idle`.
+struct ConnectionCount {
+  std::atomic<long> open{0};
+  weft::Event<> idle;
+
+  void opened() { open.fetch_add(1, std::memory_order_relaxed); }
+  void closed() {
+    if (open.fetch_sub(1, std::memory_order_acq_rel) == 1 && !idle.ready()) idle.send();
+  }
+};
+
+template <class Serve>
+void accept_forever(weft::TcpListener listener, ConnectionCount& count, const Serve& serve) {
+  for (;;) {
+    weft::TcpStream stream = listener.accept();
+    stream.set_nodelay(true);
+    count.opened();
+    weft::spawn_n([&count, &serve, stream = std::move(stream)]() mutable {
+      try {
+        serve(stream);
+      } catch (const std::system_error&) {
+        // A client that resets its connection ends only its own fiber.
+      }
+      stream.close();
+      count.closed();
+    });
+  }
+}
+
+}  // namespace detail
+
+/// From a fiber of `runtime`: binds one listener per hub on `options.host`
+/// and `options.port` and serves `serve(weft::TcpStream&)` per connection, in
+/// fibers that run until the runtime stops. Returns the port (the kernel's
+/// pick when options.port is 0).
+template <class Serve>
+int listen_on_every_hub(weft::Runtime& runtime, const ServerOptions& options,
+                        detail::ConnectionCount& count, const Serve& serve) {
+  const weft::ListenOptions listen{.backlog = 1024, .reuse_port = true};
+  auto first = weft::TcpListener::bind(options.host, options.port, listen);
+  const int port = first.local_port();
+  for (std::size_t hub = 1; hub < runtime.hub_count(); ++hub) {
+    // Bound here, so a failure shows now; accepted from the hub it serves.
+    auto listener = weft::TcpListener::bind(options.host, port, listen);
+    runtime.spawn_on(hub, [&count, &serve, listener = std::move(listener)]() mutable {
+      detail::accept_forever(std::move(listener), count, serve);
+    });
+  }
+  weft::spawn_n([&count, &serve, first = std::move(first)]() mutable {
+    detail::accept_forever(std::move(first), count, serve);
+  });
+  return port;
+}
+
+/// Serves `serve(weft::TcpStream&)` per connection on `options.hubs` hubs.
+/// Returns 0 once the clients have all gone (after at least one came), or
+/// when max_time has passed.
+template <class Serve>
+int run_server(const ServerOptions& options, const Serve& serve) {
+  weft::Runtime runtime(weft::RuntimeOptions{.hubs = options.hubs});
+  detail::ConnectionCount count;
+  runtime.run([&] {
+    const int port = listen_on_every_hub(runtime, options, count, serve);
+    std::printf("listening on %s:%d, %zu hub(s), backend %s\n", options.host.c_str(), port,
+                runtime.hub_count(), weft::backend_name().c_str());
+    std::fflush(stdout);
+    count.idle.wait_for(std::chrono::duration_cast<std::chrono::nanoseconds>(options.max_time));
+  });
+  return 0;
+}
+
+}  // namespace example
