@@ -112,6 +112,24 @@ int socket_call(SocketFd& socket, IoRequest& request, const char* what) {
   return run_io(request, socket.id, what);
 }
 
+SocketFd accept_socket(SocketFd& listener, const char* what) {
+  IoRequest r;
+  r.op = IoRequest::Op::accept;
+  const int fd = socket_call(listener, r, what);
+  if (fd < 0) throw_errno(-fd, what);
+  // Non-blocking exactly when the listener is: epoll's accept4 asks for
+  // SOCK_NONBLOCK, io_uring's does not.
+  return adopt_socket(fd, listener.nonblocking);
+}
+
+int connect_socket(SocketFd& socket, const void* address, socklen_t length, const char* what) {
+  IoRequest r;
+  r.op = IoRequest::Op::connect;
+  r.address = const_cast<void*>(address);
+  r.address_length = length;
+  return socket_call(socket, r, what);
+}
+
 void close_socket(SocketFd& socket) noexcept {
   if (socket.fd < 0) return;
   if (HubCore* hub = HubCore::current()) hub->backend().forget(socket.fd);

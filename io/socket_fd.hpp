@@ -34,6 +34,11 @@ SocketFd adopt_socket(int fd, bool nonblocking) noexcept;
 /// hub's backend needs (epoll: non-blocking; io_uring: blocking, so the kernel
 /// waits rather than answering EAGAIN).
 int socket_call(SocketFd& socket, IoRequest& request, const char* what);
+/// Waits for and accepts one connection on a listening socket; throws
+/// std::system_error naming `what`.
+SocketFd accept_socket(SocketFd& listener, const char* what);
+/// connect(2) through socket_call: 0, or -errno.
+int connect_socket(SocketFd& socket, const void* address, socklen_t length, const char* what);
 /// Closes it (forgetting it in this thread's backend first). Idempotent.
 void close_socket(SocketFd& socket) noexcept;
 int socket_port(const SocketFd& socket, bool peer);

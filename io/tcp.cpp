@@ -16,48 +16,29 @@ namespace weft {
 
 namespace {
 
-using Op = detail::IoRequest::Op;
-
-detail::IoRequest request(Op op, void* buffer, std::size_t length) {
-  detail::IoRequest r;
-  r.op = op;
-  r.buffer = buffer;
-  r.length = length;
-  return r;
-}
-
-std::size_t checked(int rc, const char* what) {
-  if (rc < 0) detail::throw_errno(-rc, what);
-  return static_cast<std::size_t>(rc);
-}
+constexpr detail::StreamNames tcp_stream_names{
+    .read_some = "TcpStream::read_some",
+    .read_exact = "TcpStream::read_exact",
+    .readv = "TcpStream::readv",
+    .write_all = "TcpStream::write_all",
+    .writev = "TcpStream::writev",
+    .shutdown = "TcpStream::shutdown",
+};
 
 }  // namespace
 
 // --- TcpStream ------------------------------------------------------------------
 
-TcpStream::TcpStream(TcpStream&& other) noexcept : socket_(std::exchange(other.socket_, {})) {}
+TcpStream::TcpStream() noexcept : ByteStream(tcp_stream_names, {}) {}
 
-TcpStream& TcpStream::operator=(TcpStream&& other) noexcept {
-  if (this != &other) {
-    close();
-    socket_ = std::exchange(other.socket_, {});
-  }
-  return *this;
-}
-
-TcpStream::~TcpStream() {
-  close();
-}
+TcpStream::TcpStream(detail::SocketFd socket) noexcept : ByteStream(tcp_stream_names, socket) {}
 
 TcpStream TcpStream::connect(const std::string& host, int port) {
   int last_error = EHOSTUNREACH;
   for (const auto& address : detail::resolve(host, port, SOCK_STREAM, false)) {
     TcpStream stream(detail::open_socket(address.family(), SOCK_STREAM, "socket (TcpStream)"));
-    detail::IoRequest r;
-    r.op = Op::connect;
-    r.address = const_cast<sockaddr_storage*>(&address.storage);
-    r.address_length = address.length;
-    const int rc = detail::socket_call(stream.socket_, r, "TcpStream::connect");
+    const int rc = detail::connect_socket(stream.socket_, &address.storage, address.length,
+                                          "TcpStream::connect");
     if (rc == 0) return stream;
     last_error = -rc;
   }
@@ -72,76 +53,6 @@ TcpStream TcpStream::connect(const std::string& host, int port, std::chrono::nan
     if (!e.is(deadline)) throw;
     detail::throw_errno(ETIMEDOUT, "TcpStream::connect to " + host + ":" + std::to_string(port));
   }
-}
-
-std::size_t TcpStream::read_some(void* buffer, std::size_t size) {
-  auto r = request(Op::recv, buffer, size);
-  return checked(detail::socket_call(socket_, r, "TcpStream::read_some"), "TcpStream::read_some");
-}
-
-void TcpStream::read_exact(void* buffer, std::size_t size) {
-  auto* bytes = static_cast<char*>(buffer);
-  std::size_t done = 0;
-  while (done < size) {
-    const std::size_t got = read_some(bytes + done, size - done);
-    if (got == 0) {
-      throw std::system_error(make_error_code(io_errc::end_of_stream),
-                              "TcpStream::read_exact: the peer closed the stream after " +
-                                  std::to_string(done) + " of " + std::to_string(size) + " bytes");
-    }
-    done += got;
-  }
-}
-
-std::size_t TcpStream::readv(const iovec* buffers, int count) {
-  detail::IoRequest r;
-  r.op = Op::readv;
-  r.address = const_cast<iovec*>(buffers);
-  r.address_length = static_cast<unsigned>(count);
-  return checked(detail::socket_call(socket_, r, "TcpStream::readv"), "TcpStream::readv");
-}
-
-void TcpStream::write_all(const void* buffer, std::size_t size) {
-  const auto* bytes = static_cast<const char*>(buffer);
-  while (size > 0) {
-    auto r = request(Op::send, const_cast<char*>(bytes), size);
-    const std::size_t sent =
-        checked(detail::socket_call(socket_, r, "TcpStream::write_all"), "TcpStream::write_all");
-    bytes += sent;
-    size -= sent;
-  }
-}
-
-std::size_t TcpStream::writev(const iovec* buffers, int count) {
-  std::vector<iovec> left(buffers, buffers + count);
-  std::size_t total = 0;
-  std::size_t first = 0;
-  while (first < left.size()) {
-    detail::IoRequest r;
-    r.op = Op::writev;
-    r.address = left.data() + first;
-    r.address_length = static_cast<unsigned>(left.size() - first);
-    std::size_t sent =
-        checked(detail::socket_call(socket_, r, "TcpStream::writev"), "TcpStream::writev");
-    total += sent;
-    while (first < left.size() && sent >= left[first].iov_len) {
-      sent -= left[first].iov_len;
-      ++first;
-    }
-    if (first < left.size()) {
-      left[first].iov_base = static_cast<char*>(left[first].iov_base) + sent;
-      left[first].iov_len -= sent;
-    }
-  }
-  return total;
-}
-
-void TcpStream::shutdown() {
-  if (::shutdown(socket_.fd, SHUT_WR) < 0) detail::throw_errno(errno, "TcpStream::shutdown");
-}
-
-void TcpStream::close() noexcept {
-  detail::close_socket(socket_);
 }
 
 void TcpStream::set_nodelay(bool enabled) {
@@ -205,11 +116,7 @@ TcpListener TcpListener::bind(const std::string& host, int port, ListenOptions o
 }
 
 TcpStream TcpListener::accept() {
-  detail::IoRequest r;
-  r.op = Op::accept;
-  const int fd = static_cast<int>(
-      checked(detail::socket_call(socket_, r, "TcpListener::accept"), "TcpListener::accept"));
-  return TcpStream(detail::adopt_socket(fd, socket_.nonblocking));
+  return TcpStream(detail::accept_socket(socket_, "TcpListener::accept"));
 }
 
 void TcpListener::close() noexcept {

@@ -3,7 +3,10 @@
 /// This umbrella header brings in the whole public API.
 
 #include <weft/io/errors.hpp>
+#include <weft/io/file.hpp>
 #include <weft/io/tcp.hpp>
+#include <weft/io/udp.hpp>
+#include <weft/io/unix.hpp>
 #include <weft/process/thread_cache.hpp>
 #include <weft/process/to_thread.hpp>
 #include <weft/runtime/debug.hpp>

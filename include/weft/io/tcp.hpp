@@ -3,29 +3,28 @@
 /// a suspension point (kill and Timeout interrupt it); errors are
 /// std::system_error with the errno and what was being done.
 
-#include <sys/uio.h>
-
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <string>
 
+#include <weft/io/detail/byte_stream.hpp>
 #include <weft/io/detail/socket_fd.hpp>
 #include <weft/io/errors.hpp>
 
 namespace weft {
 
 /// A connected TCP socket; owns its fd (move-only, closed on destruction).
-/// Use it from fibers of one hub at a time; one reading and one writing fiber
-/// may use it at once.
-class TcpStream {
+/// The stream calls (read_some, read_exact, readv, write_all, writev,
+/// shutdown, close, is_open, native_handle) are detail::ByteStream's, shared
+/// with UnixStream. Use it from fibers of one hub at a time; one reading and
+/// one writing fiber may use it at once.
+class TcpStream : public detail::ByteStream {
  public:
-  TcpStream() noexcept = default;
-  TcpStream(TcpStream&& other) noexcept;
-  TcpStream& operator=(TcpStream&& other) noexcept;
-  TcpStream(const TcpStream&) = delete;
-  TcpStream& operator=(const TcpStream&) = delete;
-  ~TcpStream();
+  TcpStream() noexcept;
+  TcpStream(TcpStream&& other) noexcept = default;
+  TcpStream& operator=(TcpStream&& other) noexcept = default;
+  ~TcpStream() = default;
 
   /// Connects to `host` (a name, resolved on the thread cache, or an IPv4 or
   /// IPv6 address) and `port`, trying each address in turn. From a fiber.
@@ -33,35 +32,13 @@ class TcpStream {
   /// As connect, giving up after `timeout` (std::system_error, timed_out).
   static TcpStream connect(const std::string& host, int port, std::chrono::nanoseconds timeout);
 
-  /// Reads what is there (at least one byte, waiting for it); 0 at end of
-  /// stream. A reset by the peer throws (connection_reset).
-  std::size_t read_some(void* buffer, std::size_t size);
-  /// Reads exactly `size` bytes; end of stream first throws io_errc::end_of_stream.
-  void read_exact(void* buffer, std::size_t size);
-  /// Scatter read: as read_some over several buffers.
-  std::size_t readv(const iovec* buffers, int count);
-  /// Writes all `size` bytes. A peer that has gone throws (broken_pipe or
-  /// connection_reset); never SIGPIPE.
-  void write_all(const void* buffer, std::size_t size);
-  /// Gather write: writes every byte of every buffer; returns the total.
-  std::size_t writev(const iovec* buffers, int count);
-
-  /// Half-closes the sending side (the peer reads end of stream).
-  void shutdown();
-  /// Closes the socket now (also done by the destructor). Idempotent.
-  void close() noexcept;
   void set_nodelay(bool enabled);
-
-  bool is_open() const noexcept { return socket_.fd >= 0; }
-  int native_handle() const noexcept { return socket_.fd; }
   int local_port() const;
   int peer_port() const;
 
  private:
   friend class TcpListener;
-  explicit TcpStream(detail::SocketFd socket) noexcept : socket_(socket) {}
-
-  detail::SocketFd socket_;
+  explicit TcpStream(detail::SocketFd socket) noexcept;
 };
 
 struct ListenOptions {
