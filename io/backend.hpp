@@ -4,6 +4,8 @@
 // the backend submits everything queued during the round in one go, then
 // collects completions and calls them back.
 
+#include <linux/time_types.h>
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -17,8 +19,11 @@ namespace weft::detail {
 
 /// An operation in flight. The backend calls `complete` on the hub's thread
 /// with the kernel's result (-errno on failure, as liburing reports it).
+/// `flags` carries IORING_CQE_F_MORE for a multishot operation that goes on.
 struct IoCompletion {
   void (*complete)(IoCompletion* self, int result, std::uint32_t flags) noexcept = nullptr;
+  /// No fiber waits for it (a multishot accept): it does not keep the hub busy.
+  bool detached = false;
 };
 
 /// One I/O operation, described as the kernel takes it. Lives on the stack
@@ -46,7 +51,12 @@ struct IoRequest : IoCompletion {
   void* address = nullptr;      // sockaddr* (accept, connect), iovec* (readv, writev), msghdr*
   unsigned address_length = 0;  // connect's addrlen, readv/writev's iovec count
   unsigned* address_length_out = nullptr;  // accept's addrlen (in/out)
-  int result = 0;                          // what the kernel returned: >= 0, or -errno
+  /// A deadline for this one operation (CLOCK_MONOTONIC ns; 0: none): past
+  /// it the operation ends with -ETIMEDOUT. io_uring links a timeout to it in
+  /// the kernel (IORING_OP_LINK_TIMEOUT), so no hub timer is involved.
+  std::int64_t deadline_ns = 0;
+  __kernel_timespec deadline_spec{};  // the backend's copy of it, for the kernel
+  int result = 0;                     // what the kernel returned: >= 0, or -errno
   bool completed = false;
   void* waiter = nullptr;  // the fiber waiting for it
 };
@@ -82,7 +92,14 @@ class Backend {
   /// waits for readiness with watch().
   virtual bool runs_operations() const noexcept = 0;
   virtual void start(IoRequest& request) = 0;
-  virtual void cancel(IoRequest& request) noexcept = 0;
+  virtual void cancel(IoCompletion& operation) noexcept = 0;
+
+  /// Multishot accept on listening socket `fd`: `receiver->complete` is called
+  /// with each accepted fd (or -errno), flag IORING_CQE_F_MORE set while the
+  /// operation goes on, and a last time without it (after cancel(), an error,
+  /// or when the hub is destroyed). No fiber waits for it, so it does not keep
+  /// the hub busy. Returns false where the backend or kernel lacks it.
+  virtual bool start_multishot_accept(int fd, IoCompletion* receiver) = 0;
 
   /// Readiness: `waiter->complete` is called (from wait()) once `fd` may be
   /// readable (`for_write` false) or writable. One reader and one writer per

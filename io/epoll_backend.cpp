@@ -70,7 +70,8 @@ class EpollBackend final : public Backend {
   void start(IoRequest&) override {
     throw std::logic_error("weft: epoll runs no operations; make the call and watch the fd");
   }
-  void cancel(IoRequest&) noexcept override {}
+  void cancel(IoCompletion&) noexcept override {}
+  bool start_multishot_accept(int, IoCompletion*) override { return false; }
 
   // Each fd is registered once, edge-triggered, for both directions. That is
   // enough because a fiber always makes its non-blocking call before it

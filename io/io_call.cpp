@@ -8,6 +8,7 @@
 #include <cerrno>
 
 #include <weft/process/to_thread.hpp>
+#include <weft/runtime/timeout.hpp>
 
 #include "runtime/hub_core.hpp"
 
@@ -54,8 +55,9 @@ int run_in_kernel(HubCore& hub, FiberBase& self, IoRequest& request, const char*
   CancelInKernel hook(hub.backend(), request);
   while (!request.completed)
     hub.suspend_keeping_interrupt(self, what, &hook);
-  if (HubCore::interrupt_pending(self) && request.result == -ECANCELED) {
-    HubCore::rethrow_interrupt(self);
+  if (request.result == -ECANCELED) {
+    if (HubCore::interrupt_pending(self)) HubCore::rethrow_interrupt(self);
+    if (request.deadline_ns != 0) return -ETIMEDOUT;  // the linked timeout fired
   }
   return request.result;
 }
@@ -174,7 +176,17 @@ int run_io(IoRequest& request, std::uint64_t fd_id, const char* what) {
   FiberBase& self = hub.require_fiber(what);
   if (HubCore::interrupt_pending(self)) HubCore::rethrow_interrupt(self);
   if (hub.backend().runs_operations()) return run_in_kernel(hub, self, request, what);
-  return run_with_readiness(hub, self, request, fd_id, what);
+  if (request.deadline_ns == 0) return run_with_readiness(hub, self, request, fd_id, what);
+  // No kernel timeout to link to: a Timeout of the same length stands in.
+  const std::int64_t left = request.deadline_ns - HubCore::now_ns();
+  if (left <= 0) return -ETIMEDOUT;
+  Timeout deadline{std::chrono::nanoseconds(left)};
+  try {
+    return run_with_readiness(hub, self, request, fd_id, what);
+  } catch (const TimeoutError& e) {
+    if (!e.is(deadline)) throw;
+    return -ETIMEDOUT;
+  }
 }
 
 }  // namespace weft::detail

@@ -25,6 +25,9 @@ std::uint64_t next_fd_id() noexcept;
 /// returned and the kill or Timeout stays pending for the next suspension
 /// point, so nothing is lost; otherwise it is thrown. Throws NoHubError
 /// outside a fiber.
+///
+/// `request.deadline_ns`: past it the call returns -ETIMEDOUT (io_uring: a
+/// timeout linked to the operation in the kernel; epoll: a Timeout).
 int run_io(IoRequest& request, std::uint64_t fd_id, const char* what);
 
 }  // namespace weft::detail

@@ -8,10 +8,12 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <system_error>
 
 #include <weft/process/to_thread.hpp>
 
+#include "io/accept_queue.hpp"
 #include "io/io_call.hpp"
 #include "runtime/hub_core.hpp"
 
@@ -95,35 +97,69 @@ SocketFd adopt_socket(int fd, bool nonblocking) noexcept {
   return SocketFd{fd, next_fd_id(), nonblocking};
 }
 
-int socket_call(SocketFd& socket, IoRequest& request, const char* what) {
-  int& fd = socket.fd;
-  bool& nonblocking = socket.nonblocking;
-  if (fd < 0) throw_errno(EBADF, what);
+namespace {
+
+// epoll wants non-blocking calls; io_uring blocking ones, so that the kernel
+// waits (a non-blocking file would answer EAGAIN from inside the ring).
+HubCore& hub_for(SocketFd& socket, const char* what) {
+  if (socket.fd < 0) throw_errno(EBADF, what);
   HubCore& hub = current_hub_core(what);
   const bool wanted = !hub.backend().runs_operations();
-  if (wanted != nonblocking) {
-    const int flags = ::fcntl(fd, F_GETFL);
-    if (flags < 0 || ::fcntl(fd, F_SETFL, wanted ? flags | O_NONBLOCK : flags & ~O_NONBLOCK) < 0) {
+  if (wanted != socket.nonblocking) {
+    const int flags = ::fcntl(socket.fd, F_GETFL);
+    if (flags < 0 ||
+        ::fcntl(socket.fd, F_SETFL, wanted ? flags | O_NONBLOCK : flags & ~O_NONBLOCK) < 0) {
       throw_errno(errno, what);
     }
-    nonblocking = wanted;
+    socket.nonblocking = wanted;
   }
-  request.fd = fd;
+  return hub;
+}
+
+// io_uring: one multishot accept per listener, started on the first accept.
+// Returns the fd or -errno, or nullopt where it cannot serve (epoll, an older
+// kernel, or a listener whose multishot runs on another hub).
+std::optional<int> accept_multishot(HubCore& hub, SocketFd& listener, const char* what) {
+  AcceptQueue*& queue = listener.accept_queue;
+  if (queue && !queue->serves(hub)) {
+    if (queue->running()) return std::nullopt;
+    queue->release();
+    queue = nullptr;
+  }
+  if (!queue && !(queue = AcceptQueue::start(hub, listener.fd))) return std::nullopt;
+  FiberBase& self = hub.require_fiber(what);
+  if (HubCore::interrupt_pending(self)) HubCore::rethrow_interrupt(self);
+  return queue->take(hub, self, what);
+}
+
+}  // namespace
+
+int socket_call(SocketFd& socket, IoRequest& request, const char* what) {
+  hub_for(socket, what);
+  request.fd = socket.fd;
   return run_io(request, socket.id, what);
 }
 
 SocketFd accept_socket(SocketFd& listener, const char* what) {
-  IoRequest r;
-  r.op = IoRequest::Op::accept;
-  const int fd = socket_call(listener, r, what);
+  HubCore& hub = hub_for(listener, what);
+  std::optional<int> taken;
+  if (hub.backend().runs_operations()) taken = accept_multishot(hub, listener, what);
+  if (!taken) {
+    IoRequest r;
+    r.op = IoRequest::Op::accept;
+    taken = socket_call(listener, r, what);
+  }
+  const int fd = *taken;
   if (fd < 0) throw_errno(-fd, what);
   // Non-blocking exactly when the listener is: epoll's accept4 asks for
   // SOCK_NONBLOCK, io_uring's does not.
   return adopt_socket(fd, listener.nonblocking);
 }
 
-int connect_socket(SocketFd& socket, const void* address, socklen_t length, const char* what) {
+int connect_socket(SocketFd& socket, const void* address, socklen_t length, const char* what,
+                   std::int64_t deadline_ns) {
   IoRequest r;
+  r.deadline_ns = deadline_ns;
   r.op = IoRequest::Op::connect;
   r.address = const_cast<void*>(address);
   r.address_length = length;
@@ -131,6 +167,10 @@ int connect_socket(SocketFd& socket, const void* address, socklen_t length, cons
 }
 
 void close_socket(SocketFd& socket) noexcept {
+  if (socket.accept_queue) {
+    socket.accept_queue->release();
+    socket.accept_queue = nullptr;
+  }
   if (socket.fd < 0) return;
   if (HubCore* hub = HubCore::current()) hub->backend().forget(socket.fd);
   ::close(socket.fd);

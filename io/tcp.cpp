@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 #include <weft/runtime/timeout.hpp>
 
@@ -34,25 +35,43 @@ TcpStream::TcpStream() noexcept : ByteStream(tcp_stream_names, {}) {}
 TcpStream::TcpStream(detail::SocketFd socket) noexcept : ByteStream(tcp_stream_names, socket) {}
 
 TcpStream TcpStream::connect(const std::string& host, int port) {
-  int last_error = EHOSTUNREACH;
-  for (const auto& address : detail::resolve(host, port, SOCK_STREAM, false)) {
-    TcpStream stream(detail::open_socket(address.family(), SOCK_STREAM, "socket (TcpStream)"));
-    const int rc = detail::connect_socket(stream.socket_, &address.storage, address.length,
-                                          "TcpStream::connect");
-    if (rc == 0) return stream;
-    last_error = -rc;
-  }
-  detail::throw_errno(last_error, "TcpStream::connect to " + host + ":" + std::to_string(port));
+  return connect_before(host, port, 0);
 }
 
 TcpStream TcpStream::connect(const std::string& host, int port, std::chrono::nanoseconds timeout) {
-  Timeout deadline(timeout);
-  try {
-    return connect(host, port);
-  } catch (const TimeoutError& e) {
-    if (!e.is(deadline)) throw;
-    detail::throw_errno(ETIMEDOUT, "TcpStream::connect to " + host + ":" + std::to_string(port));
+  const auto deadline = std::chrono::steady_clock::now().time_since_epoch() + timeout;
+  return connect_before(host, port, std::chrono::nanoseconds(deadline).count());
+}
+
+// Each attempt carries the deadline down to the kernel (a linked timeout on
+// io_uring); only a name lookup needs a Timeout of its own.
+TcpStream TcpStream::connect_before(const std::string& host, int port, std::int64_t deadline_ns) {
+  const std::string where = "TcpStream::connect to " + host + ":" + std::to_string(port);
+  std::vector<detail::SocketAddress> addresses;
+  if (deadline_ns == 0) {
+    addresses = detail::resolve(host, port, SOCK_STREAM, false);
+  } else {
+    const auto left =
+        std::chrono::nanoseconds(deadline_ns) - std::chrono::steady_clock::now().time_since_epoch();
+    if (left.count() <= 0) detail::throw_errno(ETIMEDOUT, where);
+    Timeout lookup(left);
+    try {
+      addresses = detail::resolve(host, port, SOCK_STREAM, false);
+    } catch (const TimeoutError& e) {
+      if (!e.is(lookup)) throw;
+      detail::throw_errno(ETIMEDOUT, where);
+    }
   }
+  int last_error = EHOSTUNREACH;
+  for (const auto& address : addresses) {
+    TcpStream stream(detail::open_socket(address.family(), SOCK_STREAM, "socket (TcpStream)"));
+    const int rc = detail::connect_socket(stream.socket_, &address.storage, address.length,
+                                          "TcpStream::connect", deadline_ns);
+    if (rc == 0) return stream;
+    last_error = -rc;
+    if (last_error == ETIMEDOUT) break;
+  }
+  detail::throw_errno(last_error, where);
 }
 
 void TcpStream::set_nodelay(bool enabled) {

@@ -5,10 +5,12 @@
 #include <liburing.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <stdexcept>
 #include <system_error>
 
@@ -21,19 +23,32 @@ namespace {
 constexpr unsigned ring_entries = 256;
 // user_data values that are not IoCompletion pointers (those are aligned).
 constexpr std::uint64_t wake_tag = 1;    // the standing eventfd read
-constexpr std::uint64_t cancel_tag = 3;  // an ASYNC_CANCEL of our own
+constexpr std::uint64_t cancel_tag = 3;  // an ASYNC_CANCEL or LINK_TIMEOUT of our own
+
+// Features that io_uring's probe does not report (flags of an opcode) go by
+// the kernel's version.
+bool kernel_at_least(int major, int minor) noexcept {
+  utsname name{};
+  int have_major = 0;
+  int have_minor = 0;
+  if (::uname(&name) != 0 || std::sscanf(name.release, "%d.%d", &have_major, &have_minor) != 2) {
+    return false;
+  }
+  return have_major > major || (have_major == major && have_minor >= minor);
+}
 
 class UringBackend final : public Backend {
  public:
   explicit UringBackend(int wake_fd) : wake_fd_(wake_fd) {
     setup_ring();
+    multishot_accept_ = kernel_at_least(5, 19);
     io_uring_ring_dontfork(&ring_);
     arm_wake_read();
     io_uring_submit(&ring_);
   }
 
   ~UringBackend() override {
-    cancel_wake_read();
+    cancel_everything();
     io_uring_queue_exit(&ring_);
     if (notify_fd_ >= 0) ::close(notify_fd_);
   }
@@ -91,20 +106,30 @@ class UringBackend final : public Backend {
   bool runs_operations() const noexcept override { return true; }
 
   void start(IoRequest& request) override {
+    // A linked pair must not be split by a flush in between.
+    if (request.deadline_ns != 0 && io_uring_sq_space_left(&ring_) < 2) {
+      check(io_uring_submit(&ring_), "io_uring_submit");
+    }
     io_uring_sqe* sqe = next_sqe();
     prepare(sqe, request);
     io_uring_sqe_set_data(sqe, static_cast<IoCompletion*>(&request));
     ++in_flight_;
+    if (request.deadline_ns != 0) link_deadline(sqe, request);
   }
 
-  void cancel(IoRequest& request) noexcept override {
-    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-    while (!sqe) {  // full: flush (the cancel must go out, or the fiber waits forever)
-      io_uring_submit(&ring_);
-      sqe = io_uring_get_sqe(&ring_);
-    }
-    io_uring_prep_cancel(sqe, static_cast<IoCompletion*>(&request), 0);
+  void cancel(IoCompletion& operation) noexcept override {
+    io_uring_sqe* sqe = sqe_even_if_full();
+    io_uring_prep_cancel(sqe, &operation, 0);
     io_uring_sqe_set_data64(sqe, cancel_tag);
+  }
+
+  bool start_multishot_accept(int fd, IoCompletion* receiver) override {
+    if (!multishot_accept_) return false;
+    io_uring_sqe* sqe = next_sqe();
+    io_uring_prep_multishot_accept(sqe, fd, nullptr, nullptr, SOCK_CLOEXEC);
+    io_uring_sqe_set_data(sqe, receiver);
+    ++detached_in_flight_;
+    return true;
   }
 
   void watch(int, std::uint64_t, bool, IoCompletion*) override {
@@ -180,29 +205,47 @@ class UringBackend final : public Backend {
     }
   }
 
+  // The kernel cancels the operation at its deadline (the result is then
+  // -ECANCELED, which run_io reports as -ETIMEDOUT). The timespec is read at
+  // submission, while the request (on its fiber's stack) is still there.
+  void link_deadline(io_uring_sqe* operation, IoRequest& request) {
+    operation->flags |= IOSQE_IO_LINK;
+    request.deadline_spec.tv_sec = request.deadline_ns / 1'000'000'000;
+    request.deadline_spec.tv_nsec = request.deadline_ns % 1'000'000'000;
+    io_uring_sqe* timeout = next_sqe();
+    io_uring_prep_link_timeout(timeout, &request.deadline_spec, IORING_TIMEOUT_ABS);
+    io_uring_sqe_set_data64(timeout, cancel_tag);
+  }
+
   void arm_wake_read() {
     io_uring_sqe* sqe = next_sqe();
     io_uring_prep_read(sqe, wake_fd_, &wake_counter_, sizeof wake_counter_, 0);
     io_uring_sqe_set_data64(sqe, wake_tag);
+    wake_read_armed_ = true;
   }
 
-  // The standing read targets wake_counter_, a member: make sure the kernel
-  // has let go of it before the memory goes.
-  void cancel_wake_read() noexcept {
+  // An SQE for a cancellation, which must go out (or a fiber waits forever):
+  // with the ring full, what is queued is submitted first.
+  io_uring_sqe* sqe_even_if_full() noexcept {
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-    if (!sqe) {
+    while (!sqe) {
       io_uring_submit(&ring_);
       sqe = io_uring_get_sqe(&ring_);
     }
-    if (!sqe) return;
-    io_uring_prep_cancel64(sqe, wake_tag, 0);
+    return sqe;
+  }
+
+  // The hub is going: take back from the kernel everything it still holds
+  // (the standing read targets wake_counter_, a member; multishot accepts
+  // belong to listeners that may outlive the hub) before the memory goes.
+  void cancel_everything() noexcept {
+    io_uring_sqe* sqe = sqe_even_if_full();
+    io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
     io_uring_sqe_set_data64(sqe, cancel_tag);
-    io_uring_submit(&ring_);
-    for (bool read_done = false; !read_done;) {
-      io_uring_cqe* cqe = nullptr;
-      if (io_uring_wait_cqe(&ring_, &cqe) < 0) return;
-      read_done = cqe->user_data == wake_tag;
-      io_uring_cqe_seen(&ring_, cqe);
+    closing_ = true;
+    while (wake_read_armed_ || in_flight_ != 0 || detached_in_flight_ != 0) {
+      if (io_uring_submit_and_wait(&ring_, 1) < 0) return;
+      drain_completions();
     }
   }
 
@@ -219,14 +262,27 @@ class UringBackend final : public Backend {
       }
       if (cqe->user_data == cancel_tag) continue;
       auto* op = reinterpret_cast<IoCompletion*>(static_cast<std::uintptr_t>(cqe->user_data));
-      --in_flight_;
+      if (cqe->flags & IORING_CQE_F_MORE) {
+        // A multishot operation goes on.
+      } else if (op->detached) {
+        --detached_in_flight_;
+      } else {
+        --in_flight_;
+      }
       op->complete(op, cqe->res, cqe->flags);
     }
     io_uring_cq_advance(&ring_, seen);
-    if (rearm) arm_wake_read();
+    if (rearm) {
+      wake_read_armed_ = false;
+      if (!closing_) arm_wake_read();
+    }
   }
 
   io_uring ring_{};
+  bool multishot_accept_ = false;  // the kernel has IORING_ACCEPT_MULTISHOT (5.19)
+  std::size_t detached_in_flight_ = 0;
+  bool wake_read_armed_ = false;
+  bool closing_ = false;
   int wake_fd_;
   int notify_fd_ = -1;
   std::uint64_t wake_counter_ = 0;

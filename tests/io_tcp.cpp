@@ -217,6 +217,77 @@ TEST_F(TcpTest, TimeoutDuringAcceptThrowsTimeoutError) {
   });
 }
 
+TEST_F(TcpTest, ConnectionsThatArriveWhileNobodyAcceptsWaitForTheNextAccept) {
+  weft::run([] {
+    auto listener = weft::TcpListener::bind("127.0.0.1", 0);
+    auto first = weft::TcpStream::connect("127.0.0.1", listener.local_port());
+    auto first_peer = listener.accept();  // io_uring: starts the multishot accept
+    std::vector<weft::TcpStream> clients;
+    for (int i = 0; i < 5; ++i)
+      clients.push_back(weft::TcpStream::connect("127.0.0.1", listener.local_port()));
+    weft::sleep(5ms);  // accepted by the kernel operation, with no fiber in accept()
+    for (auto& client : clients) {
+      auto peer = listener.accept();
+      EXPECT_EQ(peer.peer_port(), client.local_port());  // in the order they came
+      peer.write_all("k", 1);
+      char got;
+      client.read_exact(&got, 1);
+      EXPECT_EQ(got, 'k');
+    }
+  });
+}
+
+TEST_F(TcpTest, ClosingAListenerClosesTheConnectionsNobodyTook) {
+  weft::run([] {
+    auto listener = weft::TcpListener::bind("127.0.0.1", 0);
+    auto first = weft::TcpStream::connect("127.0.0.1", listener.local_port());
+    auto first_peer = listener.accept();
+    std::vector<weft::TcpStream> clients;
+    for (int i = 0; i < 3; ++i)
+      clients.push_back(weft::TcpStream::connect("127.0.0.1", listener.local_port()));
+    weft::sleep(5ms);
+    listener.close();
+    for (auto& client : clients) {
+      char got;
+      try {
+        EXPECT_EQ(client.read_some(&got, 1), 0u);  // end of stream: the server side is closed
+      } catch (const std::system_error& e) {
+        EXPECT_EQ(e.code().value(), ECONNRESET) << e.what();
+      }
+    }
+  });  // the fixture checks that no accepted fd was left open
+}
+
+TEST_F(TcpTest, AConnectionThatArrivesAfterAnAcceptTimedOutIsNotLost) {
+  weft::run([] {
+    auto listener = weft::TcpListener::bind("127.0.0.1", 0);
+    for (int round = 0; round < 3; ++round) {
+      EXPECT_THROW(weft::with_timeout(2ms, [&] { return listener.accept(); }),
+                   weft::TimeoutError);
+      auto client = weft::TcpStream::connect("127.0.0.1", listener.local_port());
+      weft::sleep(2ms);
+      auto peer = weft::with_timeout(1s, [&] { return listener.accept(); });
+      EXPECT_EQ(peer.peer_port(), client.local_port());
+    }
+  });
+}
+
+TEST_F(TcpTest, AConnectDeadlineThatDidNotFireLeavesLaterCallsAlone) {
+  weft::run([] {
+    auto listener = weft::TcpListener::bind("127.0.0.1", 0);
+    auto client = weft::TcpStream::connect("127.0.0.1", listener.local_port(), 20ms);
+    auto peer = listener.accept();
+    auto writer = weft::spawn([&] {
+      weft::sleep(40ms);  // past the connect's deadline
+      peer.write_all("late", 4);
+    });
+    char got[4];
+    client.read_exact(got, 4);  // neither cancelled nor timed out by the connect's deadline
+    EXPECT_EQ(std::string(got, 4), "late");
+    writer.wait();
+  });
+}
+
 TEST_F(TcpTest, TimeoutDuringReadThrowsTimeoutError) {
   weft::run([] {
     auto listener = weft::TcpListener::bind("127.0.0.1", 0);

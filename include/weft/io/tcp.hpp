@@ -39,6 +39,7 @@ class TcpStream : public detail::ByteStream {
  private:
   friend class TcpListener;
   explicit TcpStream(detail::SocketFd socket) noexcept;
+  static TcpStream connect_before(const std::string& host, int port, std::int64_t deadline_ns);
 };
 
 struct ListenOptions {

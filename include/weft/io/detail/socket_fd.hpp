@@ -6,10 +6,13 @@
 
 namespace weft::detail {
 
+class AcceptQueue;
+
 struct SocketFd {
   int fd = -1;
-  std::uint64_t id = 0;      // names the open file (see io/backend.hpp, watch)
-  bool nonblocking = false;  // its O_NONBLOCK, as last set
+  std::uint64_t id = 0;                 // names the open file (see io/backend.hpp, watch)
+  bool nonblocking = false;             // its O_NONBLOCK, as last set
+  AcceptQueue* accept_queue = nullptr;  // listeners on io_uring: the multishot accept
 };
 
 }  // namespace weft::detail

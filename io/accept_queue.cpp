@@ -1,0 +1,118 @@
+#include "io/accept_queue.hpp"
+
+#include <liburing.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "runtime/hub_core.hpp"
+
+namespace weft::detail {
+
+namespace {
+// Past this many unclaimed connections, leave the rest in the kernel's backlog.
+constexpr std::size_t max_queued = 128;
+}  // namespace
+
+// A kill or Timeout while waiting: nothing of the fiber's is in the kernel, so
+// it just stops waiting.
+class AcceptQueue::WaiterHook final : public InterruptHook {
+ public:
+  explicit WaiterHook(AcceptQueue& queue) : queue_(queue) {}
+  void on_interrupt(FiberBase& fiber) noexcept override {
+    queue_.waiter_ = nullptr;
+    FiberAccess::hub(fiber)->wake(&fiber);
+  }
+
+ private:
+  AcceptQueue& queue_;
+};
+
+AcceptQueue::AcceptQueue(HubCore& hub, int listen_fd) noexcept : hub_(&hub), listen_fd_(listen_fd) {
+  complete = &on_complete;
+  detached = true;
+}
+
+AcceptQueue::~AcceptQueue() {
+  for (int fd : ready_)
+    if (fd >= 0) ::close(fd);
+}
+
+AcceptQueue* AcceptQueue::start(HubCore& hub, int listen_fd) {
+  auto* queue = new AcceptQueue(hub, listen_fd);
+  if (!queue->arm()) {
+    delete queue;
+    return nullptr;
+  }
+  return queue;
+}
+
+bool AcceptQueue::arm() {
+  armed_ = hub_->backend().start_multishot_accept(listen_fd_, this);
+  cancel_requested_ = false;
+  return armed_;
+}
+
+void AcceptQueue::stop_accepting() noexcept {
+  if (armed_ && !cancel_requested_ && hub_) {
+    hub_->backend().cancel(*this);
+    cancel_requested_ = true;
+  }
+}
+
+int AcceptQueue::take(HubCore& hub, FiberBase& self, const char* what) {
+  for (;;) {
+    if (!ready_.empty()) {
+      const int fd = ready_.front();
+      ready_.pop_front();
+      return fd;
+    }
+    if (!armed_) {
+      hub_ = &hub;
+      if (!arm()) return -EOPNOTSUPP;
+    }
+    waiter_ = &self;
+    waiter_epoch_ = HubCore::suspend_epoch(self);
+    WaiterHook hook(*this);
+    hub.suspend_keeping_interrupt(self, what, &hook);
+    waiter_ = nullptr;
+    if (HubCore::interrupt_pending(self)) HubCore::rethrow_interrupt(self);
+  }
+}
+
+void AcceptQueue::release() noexcept {
+  released_ = true;
+  for (int fd : ready_)
+    if (fd >= 0) ::close(fd);
+  ready_.clear();
+  if (!armed_) {
+    delete this;
+    return;
+  }
+  stop_accepting();
+}
+
+void AcceptQueue::on_complete(IoCompletion* completion, int result, std::uint32_t flags) noexcept {
+  auto* queue = static_cast<AcceptQueue*>(completion);
+  const bool goes_on = (flags & IORING_CQE_F_MORE) != 0;
+  if (queue->released_) {
+    if (result >= 0) ::close(result);
+  } else if (result != -ECANCELED) {  // ours, or the hub's teardown: not news
+    queue->ready_.push_back(result);
+  }
+  if (!goes_on) {
+    queue->armed_ = false;
+    queue->hub_ = nullptr;  // the next take() starts it again, on its own hub
+    if (queue->released_) {
+      delete queue;
+      return;
+    }
+  } else if (queue->ready_.size() >= max_queued) {
+    queue->stop_accepting();
+  }
+  if (FiberBase* waiter = queue->waiter_) {
+    FiberAccess::hub(*waiter)->wake_if(waiter, queue->waiter_epoch_);
+  }
+}
+
+}  // namespace weft::detail
