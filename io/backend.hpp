@@ -56,7 +56,11 @@ struct IoRequest : IoCompletion {
   /// the kernel (IORING_OP_LINK_TIMEOUT), so no hub timer is involved.
   std::int64_t deadline_ns = 0;
   __kernel_timespec deadline_spec{};  // the backend's copy of it, for the kernel
-  int result = 0;                     // what the kernel returned: >= 0, or -errno
+  /// A byte stream (recv/send on TCP or a Unix stream): a transfer shorter
+  /// than asked means the socket's buffer was drained (or filled), which a
+  /// readiness backend uses to wait before trying again.
+  bool stream = false;
+  int result = 0;  // what the kernel returned: >= 0, or -errno
   bool completed = false;
   void* waiter = nullptr;  // the fiber waiting for it
 };
@@ -108,6 +112,12 @@ class Backend {
   /// was closed and reused is registered afresh.
   virtual void watch(int fd, std::uint64_t fd_id, bool for_write, IoCompletion* waiter) = 0;
   virtual void unwatch(int fd, bool for_write) noexcept = 0;
+  /// False when `fd` is known to have nothing (to read, or no room to write)
+  /// since it last reported readiness: a call would answer EAGAIN, so the
+  /// caller watches first. True when it may be ready, or is not known.
+  virtual bool maybe_ready(int fd, std::uint64_t fd_id, bool for_write) const noexcept = 0;
+  /// A call just used up what was there (a short stream transfer).
+  virtual void used_up(int fd, bool for_write) noexcept = 0;
   /// The fd is being closed: drop what the backend keeps about it.
   virtual void forget(int fd) noexcept = 0;
 

@@ -26,6 +26,7 @@ IoRequest request(Op op, void* buffer, std::size_t length) {
   r.op = op;
   r.buffer = buffer;
   r.length = std::min(length, max_per_call);
+  r.stream = true;
   return r;
 }
 

@@ -74,10 +74,10 @@ class EpollBackend final : public Backend {
   bool start_multishot_accept(int, IoCompletion*) override { return false; }
 
   // Each fd is registered once, edge-triggered, for both directions. That is
-  // enough because a fiber always makes its non-blocking call before it
-  // watches, and events are only looked at between fiber runs: an edge that
-  // came before the call is already used up by it (EAGAIN means nothing is
-  // left), and any later one wakes the watcher.
+  // enough because a fiber watches only after learning that nothing is there
+  // (EAGAIN, or a short stream transfer), and events are only looked at
+  // between fiber runs: an edge that came before is used up by that call, and
+  // any later one wakes the watcher (or marks the fd ready for the next call).
   void watch(int fd, std::uint64_t fd_id, bool for_write, IoCompletion* waiter) override {
     if (fd < 0) throw std::system_error(EBADF, std::generic_category(), "weft: watching fd");
     if (static_cast<std::size_t>(fd) >= watches_.size()) watches_.resize(fd + 1);
@@ -95,6 +95,7 @@ class EpollBackend final : public Backend {
       watch.registered = true;
       watch.fd_id = fd_id;
     }
+    (for_write ? watch.writable : watch.readable) = false;
     IoCompletion*& slot = for_write ? watch.writer : watch.reader;
     if (slot) {
       throw std::logic_error(for_write ? "weft: two fibers writing the same fd at once"
@@ -113,6 +114,22 @@ class EpollBackend final : public Backend {
     }
   }
 
+  bool maybe_ready(int fd, std::uint64_t fd_id, bool for_write) const noexcept override {
+    if (fd < 0 || static_cast<std::size_t>(fd) >= watches_.size()) return true;
+    const FdWatch& watch = watches_[fd];
+    if (!watch.registered || watch.fd_id != fd_id) return true;
+    return for_write ? watch.writable : watch.readable;
+  }
+
+  // Only for a registered fd, whose edges are seen: one that is not yet stays
+  // "maybe ready", and its next call finds out (and registers it on EAGAIN).
+  void used_up(int fd, bool for_write) noexcept override {
+    if (fd < 0 || static_cast<std::size_t>(fd) >= watches_.size() || !watches_[fd].registered) {
+      return;
+    }
+    (for_write ? watches_[fd].writable : watches_[fd].readable) = false;
+  }
+
   void forget(int fd) noexcept override {
     if (fd < 0 || static_cast<std::size_t>(fd) >= watches_.size()) return;
     unwatch(fd, false);
@@ -127,10 +144,13 @@ class EpollBackend final : public Backend {
     std::uint64_t fd_id = 0;
     IoCompletion* reader = nullptr;
     IoCompletion* writer = nullptr;
+    bool readable = true;  // an edge came since the last EAGAIN / short read
+    bool writable = true;
   };
 
   void notify(int fd, bool for_write, std::uint32_t events) noexcept {
     if (static_cast<std::size_t>(fd) >= watches_.size()) return;
+    (for_write ? watches_[fd].writable : watches_[fd].readable) = true;
     IoCompletion*& slot = for_write ? watches_[fd].writer : watches_[fd].reader;
     if (IoCompletion* waiter = slot) {
       slot = nullptr;

@@ -162,9 +162,22 @@ int run_with_readiness(HubCore& hub, FiberBase& self, IoRequest& request, std::u
     if (::getsockopt(request.fd, SOL_SOCKET, SO_ERROR, &error, &length) < 0) return -errno;
     return -error;
   }
+  Backend& backend = hub.backend();
+  // A stream that came up short last time has had nothing since: the call
+  // would only answer EAGAIN (a syscall per round trip in request/response
+  // traffic), so wait for the edge first.
+  if (!backend.maybe_ready(request.fd, fd_id, for_write)) {
+    wait_ready(hub, self, request.fd, fd_id, for_write, what);
+  }
   for (;;) {
     const int rc = call_now(request);
-    if (rc != -EAGAIN && rc != -EWOULDBLOCK) return rc;
+    if (rc != -EAGAIN && rc != -EWOULDBLOCK) {
+      // A short stream transfer drained the buffer (or filled it).
+      if (request.stream && rc > 0 && static_cast<std::size_t>(rc) < request.length) {
+        backend.used_up(request.fd, for_write);
+      }
+      return rc;
+    }
     wait_ready(hub, self, request.fd, fd_id, for_write, what);
   }
 }

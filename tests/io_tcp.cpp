@@ -217,6 +217,53 @@ TEST_F(TcpTest, TimeoutDuringAcceptThrowsTimeoutError) {
   });
 }
 
+// epoll: after a short read the backend waits for the next edge instead of
+// trying a read that would answer EAGAIN. Data (or end of stream) that comes
+// while the reader is busy elsewhere must not be waited for a second time.
+TEST_F(TcpTest, DataThatArrivesAfterAShortReadWhileTheReaderIsBusyIsReadAtOnce) {
+  weft::run([] {
+    auto listener = weft::TcpListener::bind("127.0.0.1", 0);
+    auto client = weft::TcpStream::connect("127.0.0.1", listener.local_port());
+    auto peer = listener.accept();
+    char buffer[256];
+    for (int round = 0; round < 3; ++round) {
+      peer.write_all("ab", 2);
+      EXPECT_EQ(client.read_some(buffer, sizeof buffer), 2u);  // short: the buffer is drained
+      peer.write_all("cd", 2);
+      weft::sleep(5ms);  // the reader is away when the edge comes
+      const std::size_t got = weft::with_timeout(1s, [&] { return client.read_some(buffer, 256); });
+      EXPECT_EQ(std::string(buffer, got), "cd");
+    }
+    peer.write_all("e", 1);
+    EXPECT_EQ(client.read_some(buffer, sizeof buffer), 1u);
+    peer.close();
+    weft::sleep(5ms);
+    EXPECT_EQ(weft::with_timeout(1s, [&] { return client.read_some(buffer, 256); }), 0u);
+  });
+}
+
+TEST_F(TcpTest, DataThatArrivesAfterAShortReadWakesTheWaitingReader) {
+  weft::run([] {
+    auto listener = weft::TcpListener::bind("127.0.0.1", 0);
+    auto client = weft::TcpStream::connect("127.0.0.1", listener.local_port());
+    auto peer = listener.accept();
+    auto writer = weft::spawn([&] {
+      for (char c = 'a'; c <= 'e'; ++c) {
+        weft::sleep(2ms);
+        peer.write_all(&c, 1);
+      }
+    });
+    std::string got;
+    char buffer[64];
+    while (got.size() < 5) {  // every read is short
+      const std::size_t n = weft::with_timeout(1s, [&] { return client.read_some(buffer, 64); });
+      got.append(buffer, n);
+    }
+    EXPECT_EQ(got, "abcde");
+    writer.wait();
+  });
+}
+
 TEST_F(TcpTest, ConnectionsThatArriveWhileNobodyAcceptsWaitForTheNextAccept) {
   weft::run([] {
     auto listener = weft::TcpListener::bind("127.0.0.1", 0);
@@ -262,8 +309,7 @@ TEST_F(TcpTest, AConnectionThatArrivesAfterAnAcceptTimedOutIsNotLost) {
   weft::run([] {
     auto listener = weft::TcpListener::bind("127.0.0.1", 0);
     for (int round = 0; round < 3; ++round) {
-      EXPECT_THROW(weft::with_timeout(2ms, [&] { return listener.accept(); }),
-                   weft::TimeoutError);
+      EXPECT_THROW(weft::with_timeout(2ms, [&] { return listener.accept(); }), weft::TimeoutError);
       auto client = weft::TcpStream::connect("127.0.0.1", listener.local_port());
       weft::sleep(2ms);
       auto peer = weft::with_timeout(1s, [&] { return listener.accept(); });
