@@ -118,7 +118,7 @@ class EpollBackend final : public Backend {
     if (fd < 0 || static_cast<std::size_t>(fd) >= watches_.size()) return true;
     const FdWatch& watch = watches_[fd];
     if (!watch.registered || watch.fd_id != fd_id) return true;
-    return for_write ? watch.writable : watch.readable;
+    return for_write ? watch.writable || watch.write_closed : watch.readable || watch.read_closed;
   }
 
   // Only for a registered fd, whose edges are seen: one that is not yet stays
@@ -146,11 +146,19 @@ class EpollBackend final : public Backend {
     IoCompletion* writer = nullptr;
     bool readable = true;  // an edge came since the last EAGAIN / short read
     bool writable = true;
+    // Sticky: after the peer's FIN (or an error) a read never waits again, and
+    // no further edge comes; a short read just before end of stream must not
+    // make the next read wait for one.
+    bool read_closed = false;
+    bool write_closed = false;
   };
 
   void notify(int fd, bool for_write, std::uint32_t events) noexcept {
     if (static_cast<std::size_t>(fd) >= watches_.size()) return;
-    (for_write ? watches_[fd].writable : watches_[fd].readable) = true;
+    FdWatch& watch = watches_[fd];
+    (for_write ? watch.writable : watch.readable) = true;
+    if (events & (EPOLLHUP | EPOLLERR)) watch.read_closed = watch.write_closed = true;
+    if (events & EPOLLRDHUP) watch.read_closed = true;
     IoCompletion*& slot = for_write ? watches_[fd].writer : watches_[fd].reader;
     if (IoCompletion* waiter = slot) {
       slot = nullptr;

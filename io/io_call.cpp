@@ -182,12 +182,8 @@ int run_with_readiness(HubCore& hub, FiberBase& self, IoRequest& request, std::u
   }
 }
 
-}  // namespace
-
-int run_io(IoRequest& request, std::uint64_t fd_id, const char* what) {
-  HubCore& hub = current_hub_core(what);
-  FiberBase& self = hub.require_fiber(what);
-  if (HubCore::interrupt_pending(self)) HubCore::rethrow_interrupt(self);
+int run_io_once(HubCore& hub, FiberBase& self, IoRequest& request, std::uint64_t fd_id,
+                const char* what) {
   if (hub.backend().runs_operations()) return run_in_kernel(hub, self, request, what);
   if (request.deadline_ns == 0) return run_with_readiness(hub, self, request, fd_id, what);
   // No kernel timeout to link to: a Timeout of the same length stands in.
@@ -199,6 +195,20 @@ int run_io(IoRequest& request, std::uint64_t fd_id, const char* what) {
   } catch (const TimeoutError& e) {
     if (!e.is(deadline)) throw;
     return -ETIMEDOUT;
+  }
+}
+
+}  // namespace
+
+int run_io(IoRequest& request, std::uint64_t fd_id, const char* what) {
+  HubCore& hub = current_hub_core(what);
+  FiberBase& self = hub.require_fiber(what);
+  if (HubCore::interrupt_pending(self)) HubCore::rethrow_interrupt(self);
+  for (;;) {
+    const int rc = run_io_once(hub, self, request, fd_id, what);
+    // A signal cut the call short: make it again, as SA_RESTART would. (Not
+    // connect, which goes on in the kernel and would answer EALREADY.)
+    if (rc != -EINTR || request.op == IoRequest::Op::connect) return rc;
   }
 }
 

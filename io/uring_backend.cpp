@@ -62,7 +62,8 @@ class UringBackend final : public Backend {
         drain_completions();
         return;
       }
-      check(io_uring_submit_and_get_events(&ring_), "io_uring_submit_and_get_events");
+      const int rc = io_uring_submit_and_get_events(&ring_);
+      if (rc < 0 && rc != -EINTR && rc != -EBUSY) check(rc, "io_uring_submit_and_get_events");
     } else {
       io_uring_cqe* cqe = nullptr;
       __kernel_timespec ts{};
@@ -248,7 +249,9 @@ class UringBackend final : public Backend {
     io_uring_sqe_set_data64(sqe, cancel_tag);
     closing_ = true;
     while (wake_read_armed_ || in_flight_ != 0 || detached_in_flight_ != 0) {
-      if (io_uring_submit_and_wait(&ring_, 1) < 0) return;
+      const int rc = io_uring_submit_and_wait(&ring_, 1);
+      if (rc < 0 && rc != -EINTR && rc != -EBUSY)
+        return;  // the ring is broken: nothing to wait for
       drain_completions();
     }
   }

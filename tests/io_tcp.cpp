@@ -4,14 +4,18 @@
 
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 
+#include <atomic>
 #include <cerrno>
 #include <filesystem>
 #include <numeric>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <vector>
 
 #include <weft/weft.hpp>
@@ -242,6 +246,20 @@ TEST_F(TcpTest, DataThatArrivesAfterAShortReadWhileTheReaderIsBusyIsReadAtOnce) 
   });
 }
 
+TEST_F(TcpTest, EndOfStreamThatCameWithTheLastBytesIsSeenAfterAShortRead) {
+  weft::run([] {
+    auto listener = weft::TcpListener::bind("127.0.0.1", 0);
+    auto client = weft::TcpStream::connect("127.0.0.1", listener.local_port());
+    auto peer = listener.accept();
+    peer.write_all("ab", 2);
+    peer.shutdown();  // the FIN follows the bytes: one edge for both
+    weft::sleep(5ms);
+    char buffer[64];
+    EXPECT_EQ(client.read_some(buffer, sizeof buffer), 2u);  // short, and the FIN is still queued
+    EXPECT_EQ(weft::with_timeout(1s, [&] { return client.read_some(buffer, 64); }), 0u);
+  });
+}
+
 TEST_F(TcpTest, DataThatArrivesAfterAShortReadWakesTheWaitingReader) {
   weft::run([] {
     auto listener = weft::TcpListener::bind("127.0.0.1", 0);
@@ -436,4 +454,73 @@ TEST_F(TcpTest, ReadvAndWritevMoveEveryByte) {
 TEST_F(TcpTest, CallsOutsideAFiberThrowNoHubError) {
   auto listener = weft::TcpListener::bind("127.0.0.1", 0);
   EXPECT_THROW(listener.accept(), weft::NoHubError);
+}
+
+// A signal handler installed without SA_RESTART makes the hub's wait (and any
+// call in progress) return EINTR: neither the hub nor the calls may fail.
+TEST_F(TcpTest, SignalsDeliveredToTheHubThreadDoNotDisturbIo) {
+  struct sigaction action {};
+  struct sigaction previous {};
+  action.sa_handler = [](int) {};
+  ::sigaction(SIGUSR1, &action, &previous);  // no SA_RESTART
+  std::atomic<bool> done{false};
+  const pthread_t hub_thread = ::pthread_self();
+  std::thread signaller([&] {
+    while (!done.load()) {
+      ::pthread_kill(hub_thread, SIGUSR1);
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  });
+  weft::run([] {
+    auto listener = weft::TcpListener::bind("127.0.0.1", 0);
+    auto client = weft::TcpStream::connect("127.0.0.1", listener.local_port());
+    weft::spawn(echo, listener.accept());
+    for (int i = 0; i < 300; ++i) {
+      const auto sent = pattern(1 + i * 37);
+      client.write_all(sent.data(), sent.size());
+      std::vector<char> got(sent.size());
+      client.read_exact(got.data(), got.size());
+      ASSERT_EQ(got, sent);
+      if (i % 50 == 0) weft::sleep(1ms);  // the hub blocks in its wait now and then
+    }
+  });
+  done = true;
+  signaller.join();
+  ::sigaction(SIGUSR1, &previous, nullptr);
+}
+
+TEST_F(TcpTest, EveryHubAcceptsOnASharedPortWithReusePort) {
+  weft::Runtime runtime(weft::RuntimeOptions{.hubs = 2});
+  std::atomic<int> accepted_by[2] = {0, 0};
+  runtime.run([&] {
+    const weft::ListenOptions shared{.backlog = 128, .reuse_port = true};
+    auto first = weft::TcpListener::bind("127.0.0.1", 0, shared);
+    const int port = first.local_port();
+    auto second = weft::TcpListener::bind("127.0.0.1", port, shared);
+    std::vector<weft::GreenThread<void>> acceptors;
+    std::pair<weft::TcpListener*, int> listeners[] = {{&first, 0}, {&second, 1}};
+    for (auto [listener, hub] : listeners) {
+      acceptors.push_back(runtime.spawn_on(hub, [&, listener, hub] {
+        for (;;) {
+          auto stream = listener->accept();
+          ++accepted_by[hub];
+          stream.write_all("h", 1);
+        }
+      }));
+    }
+    for (int i = 0; i < 64; ++i) {
+      auto client = weft::TcpStream::connect("127.0.0.1", port);
+      char greeting;
+      client.read_exact(&greeting, 1);
+    }
+    for (auto& acceptor : acceptors)
+      acceptor.kill();
+    for (auto& acceptor : acceptors)
+      EXPECT_THROW(acceptor.wait(), weft::FiberExit);
+  });
+  EXPECT_EQ(accepted_by[0] + accepted_by[1], 64);
+  // The kernel spreads connections by a hash of their ports: 64 all landing
+  // on one listener would happen once in 2^63 runs.
+  EXPECT_GT(accepted_by[0], 0);
+  EXPECT_GT(accepted_by[1], 0);
 }

@@ -51,8 +51,11 @@ TEST(Sleep, ManyPendingTimersFireInDeadlineOrderAndEqualDeadlinesInTheOrderSet) 
   weft::run([] {
     constexpr int count = 5000;
     constexpr int per_deadline = 50;
-    // Far enough ahead that every fiber is asleep before the first deadline.
-    const auto base = std::chrono::steady_clock::now() + 100ms;
+    // Far enough ahead that every fiber is asleep before the first deadline,
+    // even on a loaded machine under ASan (a sleep whose deadline has passed
+    // is a yield, not a timer). 100 ms was not: the round that starts the
+    // 5,000 fibers took longer there.
+    const auto base = std::chrono::steady_clock::now() + 1s;
     std::vector<int> fired;  // spawn indexes, in wake order
     fired.reserve(count);
     // Spawned in reverse deadline order; each group of 100 shares a deadline.
