@@ -13,7 +13,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="$ROOT/build-bench"
 RUNS="${RUNS:-3}"
-SECS="${SECS:-5}"
+SECS="${SECS:-5}"  # at least 3: CPU is sampled over all but the first and last second
 CONNS="${CONNS:-64}"
 PORT="${PORT_BASE:-18100}"
 
@@ -45,11 +45,23 @@ measure() {  # peer variant command...
   PORT=$((PORT + 1))
   taskset -c 0 "$@" --port=$PORT --max-secs=$((SECS + 30)) >/dev/null &
   local pid=$!
-  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.05; done
-  local before out after
+  # Wait until it listens (without connecting: weft's server ends once its
+  # clients have all gone, a probe connection included).
+  for _ in $(seq 100); do [[ -n "$(ss -Hltn "sport = :$PORT")" ]] && break; sleep 0.05; done
+  # Server CPU is sampled over the middle of the run (from 1 s after the start
+  # to 1 s before the end): weft's server exits as soon as wrk disconnects.
+  local out_file before after window=$((SECS - 2))
+  out_file="$(mktemp)"
+  taskset -c 1 wrk -t1 -c"$CONNS" -d"${SECS}s" --latency "http://127.0.0.1:$PORT/" > "$out_file" &
+  local wrk_pid=$!
+  sleep 1
   before=$(cpu_ticks $pid)
-  out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${SECS}s" --latency "http://127.0.0.1:$PORT/")
+  sleep "$window"
   after=$(cpu_ticks $pid)
+  wait $wrk_pid
+  local out
+  out="$(cat "$out_file")"
+  rm -f "$out_file"
   kill $pid 2>/dev/null || true
   wait $pid 2>/dev/null || true
   local rps p50 p99 errors requests
@@ -60,8 +72,8 @@ measure() {  # peer variant command...
   errors=$(awk '/Non-2xx|Socket errors/ {printf "%s;", $0}' <<< "$out" | tr -s ' ' '_')
   local hz cpu_us_per_req
   hz=$(getconf CLK_TCK)
-  cpu_us_per_req=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$requests" \
-    'BEGIN { printf "%.2f", t / hz * 1e6 / n }')
+  cpu_us_per_req=$(awk -v t=$((after - before)) -v hz="$hz" -v rps="$rps" -v w="$window" \
+    'BEGIN { printf "%.2f", t / hz * 1e6 / (rps * w) }')
   echo "peer=$peer bench=http variant=$variant threads=1 conns=$CONNS secs=$SECS n=$requests" \
        "req_per_sec=$rps p50_us=$p50 p99_us=$p99 server_cpu_us_per_req=$cpu_us_per_req" \
        "errors=${errors:-none}" | tee -a "$lines"

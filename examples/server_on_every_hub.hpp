@@ -19,6 +19,10 @@ struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 0;  // 0: the kernel picks one (printed)
   std::chrono::duration<double> max_time{60};
+  /// How long the server must have had no client before it ends (0: as soon
+  /// as the last one leaves). wrk, for one, probes with a connection of its
+  /// own before it opens the real ones.
+  std::chrono::duration<double> idle_grace{0};
   std::size_t hubs = 1;
 };
 
@@ -79,10 +83,12 @@ int listen_on_every_hub(weft::Runtime& runtime, const ServerOptions& options,
 }
 
 /// Serves `serve(weft::TcpStream&)` per connection on `options.hubs` hubs.
-/// Returns 0 once the clients have all gone (after at least one came), or
-/// when max_time has passed.
+/// Returns 0 once the clients have all gone (after at least one came) and
+/// none came back within options.idle_grace, or when max_time has passed.
 template <class Serve>
 int run_server(const ServerOptions& options, const Serve& serve) {
+  using std::chrono::duration_cast;
+  using std::chrono::nanoseconds;
   weft::Runtime runtime(weft::RuntimeOptions{.hubs = options.hubs});
   detail::ConnectionCount count;
   runtime.run([&] {
@@ -90,7 +96,18 @@ int run_server(const ServerOptions& options, const Serve& serve) {
     std::printf("listening on %s:%d, %zu hub(s), backend %s\n", options.host.c_str(), port,
                 runtime.hub_count(), weft::backend_name().c_str());
     std::fflush(stdout);
-    count.idle.wait_for(std::chrono::duration_cast<std::chrono::nanoseconds>(options.max_time));
+    weft::Timeout limit(duration_cast<nanoseconds>(options.max_time));
+    try {
+      for (;;) {
+        count.idle.wait();
+        weft::sleep(duration_cast<nanoseconds>(options.idle_grace));
+        if (count.open.load() == 0) return;
+        count.idle.reset();  // clients came back: wait for them to go again
+        if (count.open.load() == 0) return;
+      }
+    } catch (const weft::TimeoutError& e) {
+      if (!e.is(limit)) throw;
+    }
   });
   return 0;
 }
