@@ -87,7 +87,7 @@ inline void serve_http(weft::TcpStream& stream) {
       if (head_end == std::string::npos) break;
       const std::string_view head(in.data() + used, head_end - used);
       const std::size_t body = content_length(head);
-      if (head_end + 4 + body > in.size()) break;  // the body is still coming
+      if (body > in.size() - (head_end + 4)) break;  // still coming (no overflow on a huge length)
       const bool http10 = head.find(" HTTP/1.0\r\n") != std::string_view::npos;
       keep_alive = http10 ? has_token(head, "connection", "keep-alive")
                           : !has_token(head, "connection", "close");

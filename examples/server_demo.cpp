@@ -104,8 +104,8 @@ int main(int argc, char** argv) {
   server.hubs = static_cast<std::size_t>(args.number("hubs", 0));
   args.reject_unknown();
 
+  example::detail::ConnectionCount connections;  // first: the hubs' fibers use it until ~Runtime
   weft::Runtime runtime(weft::RuntimeOptions{.hubs = server.hubs});
-  example::detail::ConnectionCount connections;
   return runtime.run([&] {
     const int port =
         example::listen_on_every_hub(runtime, server, connections, example::serve_http);

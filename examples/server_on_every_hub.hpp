@@ -42,8 +42,17 @@ struct ConnectionCount {
 template <class Serve>
 void accept_forever(weft::TcpListener listener, ConnectionCount& count, const Serve& serve) {
   for (;;) {
-    weft::TcpStream stream = listener.accept();
-    stream.set_nodelay(true);
+    weft::TcpStream stream;
+    try {
+      stream = listener.accept();
+      stream.set_nodelay(true);
+    } catch (const std::system_error& e) {
+      // Out of fds (EMFILE), or a connection reset before it was accepted:
+      // this hub keeps accepting once the moment has passed.
+      std::fprintf(stderr, "accept: %s\n", e.what());
+      weft::sleep(std::chrono::milliseconds(10));
+      continue;
+    }
     count.opened();
     weft::spawn_n([&count, &serve, stream = std::move(stream)]() mutable {
       try {
@@ -89,8 +98,8 @@ template <class Serve>
 int run_server(const ServerOptions& options, const Serve& serve) {
   using std::chrono::duration_cast;
   using std::chrono::nanoseconds;
+  detail::ConnectionCount count;  // first: the hubs' fibers use it until ~Runtime
   weft::Runtime runtime(weft::RuntimeOptions{.hubs = options.hubs});
-  detail::ConnectionCount count;
   runtime.run([&] {
     const int port = listen_on_every_hub(runtime, options, count, serve);
     std::printf("listening on %s:%d, %zu hub(s), backend %s\n", options.host.c_str(), port,

@@ -48,16 +48,25 @@ AcceptQueue* AcceptQueue::start(HubCore& hub, int listen_fd) {
 }
 
 bool AcceptQueue::arm() {
-  armed_ = hub_->backend().start_multishot_accept(listen_fd_, this);
+  backend_ = &hub_->backend();
+  armed_ = backend_->start_multishot_accept(listen_fd_, this);
   cancel_requested_ = false;
   return armed_;
 }
 
 void AcceptQueue::stop_accepting() noexcept {
-  if (armed_ && !cancel_requested_ && hub_) {
-    hub_->backend().cancel(*this);
+  if (armed_ && !cancel_requested_) {
+    backend_->cancel(*this);
     cancel_requested_ = true;
   }
+}
+
+void AcceptQueue::wake_waiter() noexcept {
+  if (FiberBase* waiter = waiter_) FiberAccess::hub(*waiter)->wake_if(waiter, waiter_epoch_);
+}
+
+void AcceptQueue::delete_if_unused() noexcept {
+  if (released_ && !armed_ && !waiter_) delete this;
 }
 
 int AcceptQueue::take(HubCore& hub, FiberBase& self, const char* what) {
@@ -76,20 +85,34 @@ int AcceptQueue::take(HubCore& hub, FiberBase& self, const char* what) {
     WaiterHook hook(*this);
     hub.suspend_keeping_interrupt(self, what, &hook);
     waiter_ = nullptr;
+    if (released_) {  // the listener was closed meanwhile
+      delete_if_unused();
+      if (HubCore::interrupt_pending(self)) HubCore::rethrow_interrupt(self);
+      return -EBADF;
+    }
     if (HubCore::interrupt_pending(self)) HubCore::rethrow_interrupt(self);
   }
 }
 
 void AcceptQueue::release() noexcept {
+  if (armed_ && hub_ && HubCore::current() != hub_) {
+    // Another thread closed the listener: the ring and the waiter belong to
+    // the hub's thread, so the release happens there.
+    try {
+      hub_->post([this] { release(); });
+      return;
+    } catch (...) {
+      // No memory for the post: leak the queue rather than race the hub.
+      return;
+    }
+  }
   released_ = true;
   for (int fd : ready_)
     if (fd >= 0) ::close(fd);
   ready_.clear();
-  if (!armed_) {
-    delete this;
-    return;
-  }
   stop_accepting();
+  wake_waiter();
+  delete_if_unused();
 }
 
 void AcceptQueue::on_complete(IoCompletion* completion, int result, std::uint32_t flags) noexcept {
@@ -103,16 +126,11 @@ void AcceptQueue::on_complete(IoCompletion* completion, int result, std::uint32_
   if (!goes_on) {
     queue->armed_ = false;
     queue->hub_ = nullptr;  // the next take() starts it again, on its own hub
-    if (queue->released_) {
-      delete queue;
-      return;
-    }
   } else if (queue->ready_.size() >= max_queued) {
     queue->stop_accepting();
   }
-  if (FiberBase* waiter = queue->waiter_) {
-    FiberAccess::hub(*waiter)->wake_if(waiter, queue->waiter_epoch_);
-  }
+  queue->wake_waiter();
+  queue->delete_if_unused();
 }
 
 }  // namespace weft::detail

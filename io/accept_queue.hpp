@@ -36,8 +36,10 @@ class AcceptQueue final : IoCompletion {
   bool serves(const HubCore& hub) const noexcept { return hub_ == &hub; }
   bool running() const noexcept { return armed_; }
 
-  /// The listener lets go: queued connections are closed and the operation is
-  /// cancelled. From the hub's thread, or after the hub has gone.
+  /// The listener lets go: queued connections are closed, the operation is
+  /// cancelled, and a fiber waiting in take() gets -EBADF. From the hub's
+  /// thread, or after the hub has gone. The object frees itself once neither
+  /// the kernel nor a waiting fiber holds it.
   void release() noexcept;
 
  private:
@@ -45,10 +47,13 @@ class AcceptQueue final : IoCompletion {
   ~AcceptQueue();
   bool arm();
   void stop_accepting() noexcept;
+  void wake_waiter() noexcept;
+  void delete_if_unused() noexcept;
   static void on_complete(IoCompletion* self, int result, std::uint32_t flags) noexcept;
   class WaiterHook;
 
-  HubCore* hub_;  // null once it stopped
+  HubCore* hub_;                // null once it stopped
+  Backend* backend_ = nullptr;  // the ring it was armed in (alive while the kernel holds it)
   int listen_fd_;
   std::deque<int> ready_;  // accepted fds, or -errno of a failed accept
   FiberBase* waiter_ = nullptr;

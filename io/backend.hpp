@@ -83,6 +83,10 @@ class Backend {
   /// True while user operations are in flight whose completions need polling.
   /// Not virtual: the hub asks at the end of every round.
   bool has_operations_in_flight() const noexcept { return in_flight_ != 0; }
+  /// True while anything in the kernel may post a completion, detached
+  /// operations (multishot accepts) included: the hub must keep polling then,
+  /// though such operations alone do not keep it from being idle.
+  bool needs_polling() const noexcept { return in_flight_ != 0 || detached_in_flight_ != 0; }
   /// Readable when completions or wake-ups are waiting (for embedding). From
   /// the hub's thread; what it needs is set up on the first call, so hubs
   /// that are not embedded pay nothing for it.
@@ -118,11 +122,14 @@ class Backend {
   virtual bool maybe_ready(int fd, std::uint64_t fd_id, bool for_write) const noexcept = 0;
   /// A call just used up what was there (a short stream transfer).
   virtual void used_up(int fd, bool for_write) noexcept = 0;
-  /// The fd is being closed: drop what the backend keeps about it.
-  virtual void forget(int fd) noexcept = 0;
+  /// The fd is being closed: drop what the backend keeps about it. Fibers
+  /// still waiting on it (another fiber closes it) wake with -EBADF; on
+  /// io_uring that takes `in_use` (Linux 5.19+, whose cancel can match an fd).
+  virtual void forget(int fd, bool in_use = false) noexcept = 0;
 
  protected:
   std::size_t in_flight_ = 0;  // operations submitted and not yet completed (or fds watched)
+  std::size_t detached_in_flight_ = 0;  // multishot operations the kernel still holds
 };
 
 /// Makes the backend `requested` names, honouring WEFT_BACKEND and falling back

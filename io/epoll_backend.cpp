@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "io/backend.hpp"
@@ -130,10 +131,16 @@ class EpollBackend final : public Backend {
     (for_write ? watches_[fd].writable : watches_[fd].readable) = false;
   }
 
-  void forget(int fd) noexcept override {
+  // A fiber still waiting on the fd (another fiber closed it) wakes with
+  // -EBADF rather than waiting forever.
+  void forget(int fd, bool) noexcept override {
     if (fd < 0 || static_cast<std::size_t>(fd) >= watches_.size()) return;
-    unwatch(fd, false);
-    unwatch(fd, true);
+    for (IoCompletion** slot : {&watches_[fd].reader, &watches_[fd].writer}) {
+      if (IoCompletion* waiter = std::exchange(*slot, nullptr)) {
+        --in_flight_;
+        waiter->complete(waiter, -EBADF, 0);
+      }
+    }
     if (watches_[fd].registered) ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
     watches_[fd] = FdWatch{};
   }

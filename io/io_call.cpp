@@ -55,9 +55,14 @@ int run_in_kernel(HubCore& hub, FiberBase& self, IoRequest& request, const char*
   CancelInKernel hook(hub.backend(), request);
   while (!request.completed)
     hub.suspend_keeping_interrupt(self, what, &hook);
+  // A cancelled operation ends with -ECANCELED, or with -EINTR when it was
+  // running on one of the kernel's io-wq workers.
+  const bool cut_short = request.result == -ECANCELED || request.result == -EINTR;
+  if (cut_short && HubCore::interrupt_pending(self)) HubCore::rethrow_interrupt(self);
   if (request.result == -ECANCELED) {
-    if (HubCore::interrupt_pending(self)) HubCore::rethrow_interrupt(self);
-    if (request.deadline_ns != 0) return -ETIMEDOUT;  // the linked timeout fired
+    // Neither a kill nor a Timeout: the linked deadline, or the fd was closed
+    // by another fiber (Backend::forget).
+    return request.deadline_ns != 0 ? -ETIMEDOUT : -EBADF;
   }
   return request.result;
 }
@@ -79,8 +84,10 @@ class StopWatching final : public InterruptHook {
   bool for_write_;
 };
 
-void wait_ready(HubCore& hub, FiberBase& self, int fd, std::uint64_t fd_id, bool for_write,
-                const char* what) {
+// 0 once `fd` may be ready; -EBADF if it was closed meanwhile (by another
+// fiber: its number may already name another file, so no call is made).
+[[nodiscard]] int wait_ready(HubCore& hub, FiberBase& self, int fd, std::uint64_t fd_id,
+                             bool for_write, const char* what) {
   IoRequest readiness;
   readiness.waiter = &self;
   readiness.complete = &wake_waiter;
@@ -88,6 +95,7 @@ void wait_ready(HubCore& hub, FiberBase& self, int fd, std::uint64_t fd_id, bool
   StopWatching hook(hub.backend(), fd, for_write);
   hub.suspend_keeping_interrupt(self, what, &hook);
   if (HubCore::interrupt_pending(self)) HubCore::rethrow_interrupt(self);
+  return readiness.result < 0 ? readiness.result : 0;
 }
 
 int result_of(ssize_t rc) noexcept {
@@ -156,7 +164,7 @@ int run_with_readiness(HubCore& hub, FiberBase& self, IoRequest& request, std::u
   if (request.op == IoRequest::Op::connect) {
     const int rc = call_now(request);
     if (rc != -EINPROGRESS) return rc;
-    wait_ready(hub, self, request.fd, fd_id, true, what);
+    if (const int closed = wait_ready(hub, self, request.fd, fd_id, true, what)) return closed;
     int error = 0;
     socklen_t length = sizeof error;
     if (::getsockopt(request.fd, SOL_SOCKET, SO_ERROR, &error, &length) < 0) return -errno;
@@ -167,7 +175,7 @@ int run_with_readiness(HubCore& hub, FiberBase& self, IoRequest& request, std::u
   // would only answer EAGAIN (a syscall per round trip in request/response
   // traffic), so wait for the edge first.
   if (!backend.maybe_ready(request.fd, fd_id, for_write)) {
-    wait_ready(hub, self, request.fd, fd_id, for_write, what);
+    if (const int closed = wait_ready(hub, self, request.fd, fd_id, for_write, what)) return closed;
   }
   for (;;) {
     const int rc = call_now(request);
@@ -178,7 +186,7 @@ int run_with_readiness(HubCore& hub, FiberBase& self, IoRequest& request, std::u
       }
       return rc;
     }
-    wait_ready(hub, self, request.fd, fd_id, for_write, what);
+    if (const int closed = wait_ready(hub, self, request.fd, fd_id, for_write, what)) return closed;
   }
 }
 
@@ -209,6 +217,7 @@ int run_io(IoRequest& request, std::uint64_t fd_id, const char* what) {
     // A signal cut the call short: make it again, as SA_RESTART would. (Not
     // connect, which goes on in the kernel and would answer EALREADY.)
     if (rc != -EINTR || request.op == IoRequest::Op::connect) return rc;
+    if (HubCore::interrupt_pending(self)) HubCore::rethrow_interrupt(self);
   }
 }
 

@@ -121,11 +121,10 @@ HubCore& hub_for(SocketFd& socket, const char* what) {
 // kernel, or a listener whose multishot runs on another hub).
 std::optional<int> accept_multishot(HubCore& hub, SocketFd& listener, const char* what) {
   AcceptQueue*& queue = listener.accept_queue;
-  if (queue && !queue->serves(hub)) {
-    if (queue->running()) return std::nullopt;
-    queue->release();
-    queue = nullptr;
-  }
+  // Running on another hub: one-shot accepts here. Stopped (cancelled at its
+  // bound, failed, or its hub destroyed): take() serves what it queued, then
+  // starts it again on this hub.
+  if (queue && queue->running() && !queue->serves(hub)) return std::nullopt;
   if (!queue && !(queue = AcceptQueue::start(hub, listener.fd))) return std::nullopt;
   FiberBase& self = hub.require_fiber(what);
   if (HubCore::interrupt_pending(self)) HubCore::rethrow_interrupt(self);
@@ -137,6 +136,11 @@ std::optional<int> accept_multishot(HubCore& hub, SocketFd& listener, const char
 int socket_call(SocketFd& socket, IoRequest& request, const char* what) {
   hub_for(socket, what);
   request.fd = socket.fd;
+  struct Waiting {  // close() from another fiber must know to wake this one
+    std::uint32_t& count;
+    explicit Waiting(std::uint32_t& c) : count(++c) {}
+    ~Waiting() { --count; }
+  } waiting(socket.calls_waiting);
   return run_io(request, socket.id, what);
 }
 
@@ -172,7 +176,8 @@ void close_socket(SocketFd& socket) noexcept {
     socket.accept_queue = nullptr;
   }
   if (socket.fd < 0) return;
-  if (HubCore* hub = HubCore::current()) hub->backend().forget(socket.fd);
+  if (HubCore* hub = HubCore::current())
+    hub->backend().forget(socket.fd, socket.calls_waiting != 0);
   ::close(socket.fd);
   socket.fd = -1;
 }

@@ -58,7 +58,7 @@ class UringBackend final : public Backend {
   void wait(std::optional<std::chrono::nanoseconds> timeout, bool collect) override {
     if (timeout && timeout->count() <= 0) {
       // Nothing to submit and nothing to collect: stay out of the kernel.
-      if (io_uring_sq_ready(&ring_) == 0 && in_flight_ == 0 && !collect) {
+      if (io_uring_sq_ready(&ring_) == 0 && !needs_polling() && !collect) {
         drain_completions();
         return;
       }
@@ -141,7 +141,16 @@ class UringBackend final : public Backend {
   // short transfer was tried: no gain measurable on the echo benchmark.)
   bool maybe_ready(int, std::uint64_t, bool) const noexcept override { return true; }
   void used_up(int, bool) noexcept override {}
-  void forget(int) noexcept override {}
+  // An operation still in the kernel holds its own reference to the file, so
+  // closing the fd would not end it: cancel them now, before the number is
+  // closed (and perhaps reused), with a submit of its own.
+  void forget(int fd, bool in_use) noexcept override {
+    if (!in_use || !multishot_accept_ || fd < 0) return;  // matching by fd: 5.19+, as multishot
+    io_uring_sqe* sqe = sqe_even_if_full();
+    io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+    io_uring_sqe_set_data64(sqe, cancel_tag);
+    io_uring_submit(&ring_);
+  }
 
  private:
   void setup_ring() {
@@ -234,7 +243,9 @@ class UringBackend final : public Backend {
   io_uring_sqe* sqe_even_if_full() noexcept {
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
     while (!sqe) {
-      io_uring_submit(&ring_);
+      // A submit that fails (the completion queue overflowing) makes room
+      // once completions are reaped.
+      if (io_uring_submit(&ring_) < 0) drain_completions();
       sqe = io_uring_get_sqe(&ring_);
     }
     return sqe;
@@ -245,7 +256,11 @@ class UringBackend final : public Backend {
   // belong to listeners that may outlive the hub) before the memory goes.
   void cancel_everything() noexcept {
     io_uring_sqe* sqe = sqe_even_if_full();
-    io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+    if (multishot_accept_) {  // Linux 5.19+, as IORING_ASYNC_CANCEL_ANY
+      io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+    } else {  // only the standing read can be left: fibers have all ended
+      io_uring_prep_cancel64(sqe, wake_tag, 0);
+    }
     io_uring_sqe_set_data64(sqe, cancel_tag);
     closing_ = true;
     while (wake_read_armed_ || in_flight_ != 0 || detached_in_flight_ != 0) {
@@ -287,7 +302,6 @@ class UringBackend final : public Backend {
 
   io_uring ring_{};
   bool multishot_accept_ = false;  // the kernel has IORING_ACCEPT_MULTISHOT (5.19)
-  std::size_t detached_in_flight_ = 0;
   bool wake_read_armed_ = false;
   bool closing_ = false;
   int wake_fd_;

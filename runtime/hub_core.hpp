@@ -218,8 +218,8 @@ class HubCore {
     }
   }
   bool loop_has_work() const noexcept {
-    return !chain_rounds_ || attention_ || !timers_.empty() ||
-           backend_->has_operations_in_flight() || remote_.maybe_pending();
+    return !chain_rounds_ || attention_ || !timers_.empty() || backend_->needs_polling() ||
+           remote_.maybe_pending();
   }
   __attribute__((always_inline)) void jump(FiberBase* from, FiberBase* to) noexcept {
     from->caught_exceptions_ = exception_globals_->caught_exceptions;

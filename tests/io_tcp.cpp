@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
@@ -523,4 +524,99 @@ TEST_F(TcpTest, EveryHubAcceptsOnASharedPortWithReusePort) {
   // on one listener would happen once in 2^63 runs.
   EXPECT_GT(accepted_by[0], 0);
   EXPECT_GT(accepted_by[1], 0);
+}
+
+TEST_F(TcpTest, ClosingAListenerWakesAFiberWaitingInAcceptWithEbadf) {
+  weft::run([] {
+    auto listener = weft::TcpListener::bind("127.0.0.1", 0);
+    auto client = weft::TcpStream::connect("127.0.0.1", listener.local_port());
+    auto first = listener.accept();  // io_uring: the multishot accept is running
+    auto acceptor = weft::spawn([&] { listener.accept(); });
+    weft::sleep(2ms);  // the acceptor now waits
+    listener.close();
+    try {
+      weft::with_timeout(1s, [&] { acceptor.wait(); });
+      ADD_FAILURE() << "accept on a closed listener returned";
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code().value(), EBADF) << e.what();
+    }
+  });
+}
+
+TEST_F(TcpTest, ClosingAStreamWakesAFiberReadingItWithEbadf) {
+  weft::run([] {
+    auto listener = weft::TcpListener::bind("127.0.0.1", 0);
+    auto client = weft::TcpStream::connect("127.0.0.1", listener.local_port());
+    auto peer = listener.accept();  // never writes
+    auto reader = weft::spawn([&] {
+      char buffer[64];
+      client.read_some(buffer, sizeof buffer);
+    });
+    weft::sleep(2ms);  // the reader now waits (io_uring: in the kernel)
+    client.close();
+    try {
+      weft::with_timeout(1s, [&] { reader.wait(); });
+      ADD_FAILURE() << "a read on a closed stream returned";
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code().value(), EBADF) << e.what();
+    }
+  });
+}
+
+// io_uring: the multishot accept stops at 128 unclaimed connections; the next
+// accept() must still hand out every one of them.
+TEST_F(TcpTest, ConnectionsQueuedPastTheListenersBoundAreAllAccepted) {
+  weft::run([] {
+    auto listener = weft::TcpListener::bind("127.0.0.1", 0, 512);
+    auto first = weft::TcpStream::connect("127.0.0.1", listener.local_port());
+    auto first_peer = listener.accept();
+    std::vector<weft::TcpStream> clients;
+    for (int i = 0; i < 200; ++i)
+      clients.push_back(weft::TcpStream::connect("127.0.0.1", listener.local_port()));
+    weft::sleep(10ms);
+    for (int i = 0; i < 200; ++i) {
+      auto peer = weft::with_timeout(1s, [&] { return listener.accept(); });
+      peer.write_all("w", 1);
+    }
+    for (auto& client : clients) {
+      char got;
+      client.read_exact(&got, 1);  // a connection closed by mistake throws here
+      EXPECT_EQ(got, 'w');
+    }
+  });
+}
+
+TEST_F(TcpTest, AFiberThatKeepsYieldingDoesNotStarveAnAccept) {
+  weft::run([] {
+    auto listener = weft::TcpListener::bind("127.0.0.1", 0);
+    auto warm = weft::TcpStream::connect("127.0.0.1", listener.local_port());
+    auto warm_peer = listener.accept();  // io_uring: a multishot accept now runs
+    bool accepted = false;
+    auto acceptor = weft::spawn([&] {
+      auto peer = listener.accept();
+      accepted = true;
+    });
+    weft::yield();  // the acceptor waits
+    // Connected from a plain thread, so that this hub has nothing else in the
+    // kernel: only the accept's completion can end the yielding below.
+    const int port = listener.local_port();
+    std::thread connector([port] {
+      const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_in address{};
+      address.sin_family = AF_INET;
+      address.sin_port = htons(static_cast<std::uint16_t>(port));
+      address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      ::close(fd);
+    });
+    long yields = 0;
+    while (!accepted && yields < 20'000'000) {
+      weft::yield();
+      ++yields;
+    }
+    connector.join();
+    EXPECT_TRUE(accepted) << "still waiting after " << yields << " yields";
+    acceptor.wait();
+  });
 }
