@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 jobs=$(nproc)
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
+export LSAN_OPTIONS="suppressions=$PWD/scripts/lsan.supp"
 
 run_suite() {  # build dir, meson setup options...
   local dir=$1

@@ -93,6 +93,8 @@ TEST(Run, ReportsTheBackendItRunsOn) {
   weft::run([] {
     const std::string name = weft::backend_name();
     EXPECT_TRUE(name == "io_uring" || name == "epoll") << name;
-    if (const char* forced = std::getenv("WEFT_BACKEND")) EXPECT_EQ(name, forced);
+    if (const char* forced = std::getenv("WEFT_BACKEND")) {
+      EXPECT_EQ(name, forced);
+    }
   });
 }

@@ -16,7 +16,7 @@ struct Datagram {
   std::size_t bytes = 0;
   /// The sender's address, numeric ("127.0.0.1", "::1"; an IPv4 sender to a
   /// socket bound to "::" shows as "::ffff:127.0.0.1").
-  std::string host;
+  std::string host = {};
   int port = 0;
   /// The datagram was longer than the buffer; the rest is lost.
   bool truncated = false;
