@@ -18,17 +18,13 @@ constexpr std::size_t max_queued = 128;
 // it just stops waiting.
 class AcceptQueue::WaiterHook final : public InterruptHook {
  public:
-  explicit WaiterHook(AcceptQueue& queue) : queue_(queue) {}
-  void on_interrupt(FiberBase& fiber) noexcept override {
-    queue_.waiter_ = nullptr;
-    FiberAccess::hub(fiber)->wake(&fiber);
-  }
-
- private:
-  AcceptQueue& queue_;
+  // waiter_ stays set until take() itself clears it: it is what keeps the
+  // queue alive until the fiber has left take().
+  void on_interrupt(FiberBase& fiber) noexcept override { FiberAccess::hub(fiber)->wake(&fiber); }
 };
 
-AcceptQueue::AcceptQueue(HubCore& hub, int listen_fd) noexcept : hub_(&hub), listen_fd_(listen_fd) {
+AcceptQueue::AcceptQueue(HubCore& hub, int listen_fd) noexcept
+    : owner_(&hub), hub_(&hub), listen_fd_(listen_fd) {
   complete = &on_complete;
   detached = true;
 }
@@ -77,12 +73,12 @@ int AcceptQueue::take(HubCore& hub, FiberBase& self, const char* what) {
       return fd;
     }
     if (!armed_) {
-      hub_ = &hub;
+      hub_ = &hub;  // the owner (serves()), or a hub made since at its address
       if (!arm()) return -EOPNOTSUPP;
     }
     waiter_ = &self;
     waiter_epoch_ = HubCore::suspend_epoch(self);
-    WaiterHook hook(*this);
+    WaiterHook hook;
     hub.suspend_keeping_interrupt(self, what, &hook);
     waiter_ = nullptr;
     if (released_) {  // the listener was closed meanwhile

@@ -31,10 +31,9 @@ class AcceptQueue final : IoCompletion {
   /// connections that arrive meanwhile stay queued for the next call).
   int take(HubCore& hub, FiberBase& self, const char* what);
 
-  /// True while it accepts through `hub`; false once it stopped (cancelled,
-  /// or its hub was destroyed) or for another hub.
-  bool serves(const HubCore& hub) const noexcept { return hub_ == &hub; }
-  bool running() const noexcept { return armed_; }
+  /// True for the hub it was started on, for good: other hubs' fibers use
+  /// one-shot accepts on the listener (the queue is not thread-safe).
+  bool serves(const HubCore& hub) const noexcept { return owner_ == &hub; }
 
   /// The listener lets go: queued connections are closed, the operation is
   /// cancelled, and a fiber waiting in take() gets -EBADF. From the hub's
@@ -52,7 +51,8 @@ class AcceptQueue final : IoCompletion {
   static void on_complete(IoCompletion* self, int result, std::uint32_t flags) noexcept;
   class WaiterHook;
 
-  HubCore* hub_;                // null once it stopped
+  HubCore* owner_;              // compared only: it may have been destroyed since
+  HubCore* hub_;                // the hub whose ring holds it; null once it stopped
   Backend* backend_ = nullptr;  // the ring it was armed in (alive while the kernel holds it)
   int listen_fd_;
   std::deque<int> ready_;  // accepted fds, or -errno of a failed accept

@@ -120,6 +120,9 @@ class Backend {
   /// since it last reported readiness: a call would answer EAGAIN, so the
   /// caller watches first. True when it may be ready, or is not known.
   virtual bool maybe_ready(int fd, std::uint64_t fd_id, bool for_write) const noexcept = 0;
+  /// False once `fd` no longer names the open file `fd_id` (closed by
+  /// another fiber, the number perhaps reused): a woken watcher must not call.
+  virtual bool still_open(int fd, std::uint64_t fd_id) const noexcept = 0;
   /// A call just used up what was there (a short stream transfer).
   virtual void used_up(int fd, bool for_write) noexcept = 0;
   /// The fd is being closed: drop what the backend keeps about it. Fibers

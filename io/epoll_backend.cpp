@@ -122,6 +122,13 @@ class EpollBackend final : public Backend {
     return for_write ? watch.writable || watch.write_closed : watch.readable || watch.read_closed;
   }
 
+  // A watcher's fd is registered; forget() (on close) clears the record and a
+  // later file with the same number registers with its own id.
+  bool still_open(int fd, std::uint64_t fd_id) const noexcept override {
+    return fd >= 0 && static_cast<std::size_t>(fd) < watches_.size() && watches_[fd].registered &&
+           watches_[fd].fd_id == fd_id;
+  }
+
   // Only for a registered fd, whose edges are seen: one that is not yet stays
   // "maybe ready", and its next call finds out (and registers it on EAGAIN).
   void used_up(int fd, bool for_write) noexcept override {

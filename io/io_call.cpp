@@ -95,7 +95,9 @@ class StopWatching final : public InterruptHook {
   StopWatching hook(hub.backend(), fd, for_write);
   hub.suspend_keeping_interrupt(self, what, &hook);
   if (HubCore::interrupt_pending(self)) HubCore::rethrow_interrupt(self);
-  return readiness.result < 0 ? readiness.result : 0;
+  if (readiness.result < 0) return readiness.result;
+  // Woken by readiness, then closed by another fiber before this one ran.
+  return hub.backend().still_open(fd, fd_id) ? 0 : -EBADF;
 }
 
 int result_of(ssize_t rc) noexcept {

@@ -121,10 +121,9 @@ HubCore& hub_for(SocketFd& socket, const char* what) {
 // kernel, or a listener whose multishot runs on another hub).
 std::optional<int> accept_multishot(HubCore& hub, SocketFd& listener, const char* what) {
   AcceptQueue*& queue = listener.accept_queue;
-  // Running on another hub: one-shot accepts here. Stopped (cancelled at its
-  // bound, failed, or its hub destroyed): take() serves what it queued, then
-  // starts it again on this hub.
-  if (queue && queue->running() && !queue->serves(hub)) return std::nullopt;
+  // Another hub's: one-shot accepts here. Stopped (cancelled at its bound, or
+  // failed): take() serves what it queued, then starts it again.
+  if (queue && !queue->serves(hub)) return std::nullopt;
   if (!queue && !(queue = AcceptQueue::start(hub, listener.fd))) return std::nullopt;
   FiberBase& self = hub.require_fiber(what);
   if (HubCore::interrupt_pending(self)) HubCore::rethrow_interrupt(self);

@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <stdexcept>
 #include <system_error>
+#include <vector>
 
 #include "io/backend.hpp"
 
@@ -56,6 +57,7 @@ class UringBackend final : public Backend {
   std::string_view name() const noexcept override { return "io_uring"; }
 
   void wait(std::optional<std::chrono::nanoseconds> timeout, bool collect) override {
+    queue_pending_cancels();
     if (timeout && timeout->count() <= 0) {
       // Nothing to submit and nothing to collect: stay out of the kernel.
       if (io_uring_sq_ready(&ring_) == 0 && !needs_polling() && !collect) {
@@ -118,10 +120,15 @@ class UringBackend final : public Backend {
     if (request.deadline_ns != 0) link_deadline(sqe, request);
   }
 
+  // Called from completion callbacks too (a multishot accept at its bound):
+  // never reaps completions itself. With the ring full, the cancel waits in
+  // a list that the next wait() submits first.
   void cancel(IoCompletion& operation) noexcept override {
-    io_uring_sqe* sqe = sqe_even_if_full();
-    io_uring_prep_cancel(sqe, &operation, 0);
-    io_uring_sqe_set_data64(sqe, cancel_tag);
+    if (io_uring_sqe* sqe = free_sqe()) {
+      prepare_cancel(sqe, operation);
+    } else {
+      pending_cancels_.push_back(&operation);
+    }
   }
 
   bool start_multishot_accept(int fd, IoCompletion* receiver) override {
@@ -140,13 +147,15 @@ class UringBackend final : public Backend {
   // The kernel waits for readiness itself. (IORING_RECVSEND_POLL_FIRST after a
   // short transfer was tried: no gain measurable on the echo benchmark.)
   bool maybe_ready(int, std::uint64_t, bool) const noexcept override { return true; }
+  bool still_open(int, std::uint64_t) const noexcept override { return true; }
   void used_up(int, bool) noexcept override {}
   // An operation still in the kernel holds its own reference to the file, so
   // closing the fd would not end it: cancel them now, before the number is
   // closed (and perhaps reused), with a submit of its own.
   void forget(int fd, bool in_use) noexcept override {
     if (!in_use || !multishot_accept_ || fd < 0) return;  // matching by fd: 5.19+, as multishot
-    io_uring_sqe* sqe = sqe_even_if_full();
+    io_uring_sqe* sqe = free_sqe();
+    if (!sqe) return;  // ring jammed: the waiter wakes when its operation ends
     io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
     io_uring_sqe_set_data64(sqe, cancel_tag);
     io_uring_submit(&ring_);
@@ -240,22 +249,40 @@ class UringBackend final : public Backend {
 
   // An SQE for a cancellation, which must go out (or a fiber waits forever):
   // with the ring full, what is queued is submitted first.
-  io_uring_sqe* sqe_even_if_full() noexcept {
+  // An SQE if one can be had (submitting what is queued to make room), else null.
+  io_uring_sqe* free_sqe() noexcept {
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-    while (!sqe) {
-      // A submit that fails (the completion queue overflowing) makes room
-      // once completions are reaped.
-      if (io_uring_submit(&ring_) < 0) drain_completions();
+    if (!sqe) {
+      io_uring_submit(&ring_);
       sqe = io_uring_get_sqe(&ring_);
     }
     return sqe;
+  }
+
+  static void prepare_cancel(io_uring_sqe* sqe, IoCompletion& operation) noexcept {
+    io_uring_prep_cancel(sqe, &operation, 0);
+    io_uring_sqe_set_data64(sqe, cancel_tag);
+  }
+
+  void queue_pending_cancels() noexcept {
+    while (!pending_cancels_.empty()) {
+      io_uring_sqe* sqe = free_sqe();
+      if (!sqe) return;
+      prepare_cancel(sqe, *pending_cancels_.back());
+      pending_cancels_.pop_back();
+    }
   }
 
   // The hub is going: take back from the kernel everything it still holds
   // (the standing read targets wake_counter_, a member; multishot accepts
   // belong to listeners that may outlive the hub) before the memory goes.
   void cancel_everything() noexcept {
-    io_uring_sqe* sqe = sqe_even_if_full();
+    io_uring_sqe* sqe = free_sqe();
+    while (!sqe) {  // the destructor reaps completions until there is room
+      io_uring_submit_and_wait(&ring_, 1);
+      drain_completions();
+      sqe = free_sqe();
+    }
     if (multishot_accept_) {  // Linux 5.19+, as IORING_ASYNC_CANCEL_ANY
       io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
     } else {  // only the standing read can be left: fibers have all ended
@@ -301,7 +328,8 @@ class UringBackend final : public Backend {
   }
 
   io_uring ring_{};
-  bool multishot_accept_ = false;  // the kernel has IORING_ACCEPT_MULTISHOT (5.19)
+  std::vector<IoCompletion*> pending_cancels_;  // cancels that found the ring full
+  bool multishot_accept_ = false;               // the kernel has IORING_ACCEPT_MULTISHOT (5.19)
   bool wake_read_armed_ = false;
   bool closing_ = false;
   int wake_fd_;

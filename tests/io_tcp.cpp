@@ -620,3 +620,54 @@ TEST_F(TcpTest, AFiberThatKeepsYieldingDoesNotStarveAnAccept) {
     acceptor.wait();
   });
 }
+
+// epoll: a reader woken by readiness whose stream another fiber closes before
+// the reader runs must not read whatever file reuses the fd number.
+TEST_F(TcpTest, AReaderWokenJustBeforeItsStreamIsClosedGetsEbadfNotAnotherFile) {
+  weft::run([] {
+    auto listener = weft::TcpListener::bind("127.0.0.1", 0);
+    auto closer_client = weft::TcpStream::connect("127.0.0.1", listener.local_port());
+    auto closer_peer = listener.accept();
+    auto reader_client = weft::TcpStream::connect("127.0.0.1", listener.local_port());
+    auto reader_peer = listener.accept();
+    int pipe_fds[2] = {-1, -1};
+    int reader_error = 0;
+    std::string reader_got;
+    auto reader = weft::spawn([&] {
+      char buffer[16];
+      try {
+        reader_got.assign(buffer, reader_client.read_some(buffer, sizeof buffer));
+      } catch (const std::system_error& e) {
+        reader_error = e.code().value();
+      }
+    });
+    auto closer = weft::spawn([&] {
+      char byte;
+      closer_client.read_some(&byte, 1);  // woken first: its data came first
+      reader_client.close();
+      ASSERT_EQ(::pipe(pipe_fds), 0);  // takes the lowest free number: the reader's
+      ASSERT_EQ(::write(pipe_fds[1], "p", 1), 1);
+    });
+    weft::yield();  // both wait now
+    // Both peers write while this hub is busy, so one poll sees both, in order.
+    std::thread writer([&] {
+      ::send(closer_peer.native_handle(), "c", 1, MSG_NOSIGNAL);
+      ::send(reader_peer.native_handle(), "r", 1, MSG_NOSIGNAL);
+    });
+    writer.join();
+    const auto until = std::chrono::steady_clock::now() + 5ms;
+    while (std::chrono::steady_clock::now() < until) {
+    }
+    closer.wait();
+    reader.wait();
+    // io_uring finished the read in the kernel before the close: its own
+    // byte. epoll: EBADF. Never the pipe (ENOTSOCK, or its byte).
+    if (reader_error != 0) {
+      EXPECT_EQ(reader_error, EBADF);
+    } else {
+      EXPECT_EQ(reader_got, "r");
+    }
+    for (int fd : pipe_fds)
+      if (fd >= 0) ::close(fd);
+  });
+}
