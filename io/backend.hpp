@@ -29,6 +29,10 @@ struct IoCompletion {
 /// One I/O operation, described as the kernel takes it. Lives on the stack
 /// of the fiber that waits for it (io/io_call.hpp).
 struct IoRequest : IoCompletion {
+  /// The most one call may ask for: the kernel moves at most this much per
+  /// call (MAX_RW_COUNT), and run_io's result is an int.
+  static constexpr std::size_t max_length = 0x7ffff000;
+
   enum class Op : std::uint8_t {
     read,     // read(fd, buf, len) / pread at offset >= 0
     write,    // write / pwrite

@@ -17,15 +17,11 @@ namespace {
 
 using Op = IoRequest::Op;
 
-// The kernel moves at most this much per call (MAX_RW_COUNT), and run_io's
-// result is an int: ask for no more.
-constexpr std::size_t max_per_call = 0x7ffff000;
-
 IoRequest request(Op op, void* buffer, std::size_t length) {
   IoRequest r;
   r.op = op;
   r.buffer = buffer;
-  r.length = std::min(length, max_per_call);
+  r.length = std::min(length, IoRequest::max_length);
   r.stream = true;
   return r;
 }

@@ -20,9 +20,6 @@ namespace {
 
 using Op = detail::IoRequest::Op;
 
-// The kernel moves at most this per call (MAX_RW_COUNT); run_io's result is an int.
-constexpr std::size_t max_per_call = 0x7ffff000;
-
 // A fiber waits in run_io (the ring, or the thread cache on epoll); a plain
 // thread has nobody to yield to and makes the blocking call itself.
 int file_call(detail::IoRequest& r, std::uint64_t id, const char* what) {
@@ -49,7 +46,7 @@ detail::IoRequest positional(Op op, int fd, void* buffer, std::size_t length, of
   r.op = op;
   r.fd = fd;
   r.buffer = buffer;
-  r.length = std::min(length, max_per_call);
+  r.length = std::min(length, detail::IoRequest::max_length);
   r.offset = offset;
   return r;
 }

@@ -18,8 +18,22 @@ namespace {
 
 using Op = detail::IoRequest::Op;
 
-// run_io's result is an int, and the kernel moves at most this per call.
-constexpr std::size_t max_per_call = 0x7ffff000;
+// A datagram's message: one buffer, and the peer's address (to or from).
+msghdr one_buffer_message(void* address, socklen_t address_length, iovec& part) {
+  msghdr message{};
+  message.msg_name = address;
+  message.msg_namelen = address_length;
+  message.msg_iov = &part;
+  message.msg_iovlen = 1;
+  return message;
+}
+
+int message_call(detail::SocketFd& socket, Op op, msghdr& message, const char* what) {
+  detail::IoRequest r;
+  r.op = op;
+  r.address = &message;
+  return detail::socket_call(socket, r, what);
+}
 
 // The destination in the socket's own family: IPv4 on an IPv6 socket becomes
 // IPv4-mapped; IPv6 on an IPv4 socket cannot be reached.
@@ -102,15 +116,8 @@ std::size_t UdpSocket::send_to(const void* data, std::size_t size, const std::st
   }
   if (!reachable) detail::throw_errno(EAFNOSUPPORT, where + ": no address of the socket's family");
   iovec part{const_cast<void*>(data), size};
-  msghdr message{};
-  message.msg_name = &destination.storage;
-  message.msg_namelen = destination.length;
-  message.msg_iov = &part;
-  message.msg_iovlen = 1;
-  detail::IoRequest r;
-  r.op = Op::sendmsg;
-  r.address = &message;
-  const int rc = detail::socket_call(socket_, r, "UdpSocket::send_to");
+  msghdr message = one_buffer_message(&destination.storage, destination.length, part);
+  const int rc = message_call(socket_, Op::sendmsg, message, "UdpSocket::send_to");
   if (rc < 0) detail::throw_errno(-rc, where);
   return static_cast<std::size_t>(rc);
 }
@@ -119,7 +126,7 @@ std::size_t UdpSocket::recv(void* buffer, std::size_t size) {
   detail::IoRequest r;
   r.op = Op::recv;
   r.buffer = buffer;
-  r.length = std::min(size, max_per_call);
+  r.length = std::min(size, detail::IoRequest::max_length);
   const int rc = detail::socket_call(socket_, r, "UdpSocket::recv");
   if (rc < 0) detail::throw_errno(-rc, "UdpSocket::recv");
   return static_cast<std::size_t>(rc);
@@ -127,16 +134,9 @@ std::size_t UdpSocket::recv(void* buffer, std::size_t size) {
 
 Datagram UdpSocket::recv_from(void* buffer, std::size_t size) {
   sockaddr_storage sender{};
-  iovec part{buffer, std::min(size, max_per_call)};
-  msghdr message{};
-  message.msg_name = &sender;
-  message.msg_namelen = sizeof sender;
-  message.msg_iov = &part;
-  message.msg_iovlen = 1;
-  detail::IoRequest r;
-  r.op = Op::recvmsg;
-  r.address = &message;
-  const int rc = detail::socket_call(socket_, r, "UdpSocket::recv_from");
+  iovec part{buffer, std::min(size, detail::IoRequest::max_length)};
+  msghdr message = one_buffer_message(&sender, sizeof sender, part);
+  const int rc = message_call(socket_, Op::recvmsg, message, "UdpSocket::recv_from");
   if (rc < 0) detail::throw_errno(-rc, "UdpSocket::recv_from");
   Datagram datagram;
   datagram.bytes = static_cast<std::size_t>(rc);

@@ -17,31 +17,15 @@
 
 #include <weft/weft.hpp>
 
+#include "fd_leak_check.hpp"
+
 namespace {
 
-std::size_t open_fds() {
-  return static_cast<std::size_t>(std::distance(
-      std::filesystem::directory_iterator("/proc/self/fd"), std::filesystem::directory_iterator{}));
-}
-
 // Each test gets a fresh directory for its files.
-class FileTest : public ::testing::Test {
+class FileTest : public weft_test::TempDirectoryTest {
  protected:
-  void SetUp() override {
-    char name[] = "/tmp/weft-file-XXXXXX";
-    ASSERT_NE(::mkdtemp(name), nullptr);
-    directory_ = name;
-    fds_before_ = open_fds();
-  }
-  void TearDown() override {
-    EXPECT_EQ(open_fds(), fds_before_) << "an fd leaked";
-    std::filesystem::remove_all(directory_);
-  }
-  std::string path(const std::string& name = "file") const { return directory_ + "/" + name; }
-
- private:
-  std::string directory_;
-  std::size_t fds_before_ = 0;
+  FileTest() : TempDirectoryTest("weft-file") {}
+  std::string path(const std::string& name = "file") const { return TempDirectoryTest::path(name); }
 };
 
 std::vector<char> pattern(std::size_t size, unsigned seed = 7) {

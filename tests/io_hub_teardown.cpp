@@ -14,14 +14,11 @@
 
 #include <weft/weft.hpp>
 
+#include "fd_leak_check.hpp"
+
 using namespace std::chrono_literals;
 
 namespace {
-
-std::size_t open_fds() {
-  return static_cast<std::size_t>(std::distance(
-      std::filesystem::directory_iterator("/proc/self/fd"), std::filesystem::directory_iterator{}));
-}
 
 // Counts the fibers whose stacks were unwound.
 struct Unwound {
@@ -37,13 +34,13 @@ void run_rounds(weft::Hub& hub, int rounds) {
 }  // namespace
 
 TEST(IoHubTeardown, FibersWaitingInAcceptReadAndWriteUnwindAndNothingLeaks) {
-  const std::size_t fds_before = open_fds();
+  const std::size_t fds_before = weft_test::open_fds();
   std::atomic<int> unwound{0};
   std::atomic<int> waiting{0};
   {
     std::optional<weft::TcpListener> listener;
-    std::optional<weft::TcpStream> idle_client;   // never writes: its peer's read waits
-    std::optional<weft::TcpStream> busy_client;   // writes to a peer that never reads
+    std::optional<weft::TcpStream> idle_client;  // never writes: its peer's read waits
+    std::optional<weft::TcpStream> busy_client;  // writes to a peer that never reads
     std::optional<weft::TcpStream> unread_peer;
     std::optional<weft::Hub> hub(std::in_place);
     hub->spawn([&] {
@@ -81,11 +78,11 @@ TEST(IoHubTeardown, FibersWaitingInAcceptReadAndWriteUnwindAndNothingLeaks) {
     hub.reset();  // three fibers suspended in I/O
     EXPECT_EQ(unwound.load(), 3);
   }
-  EXPECT_EQ(open_fds(), fds_before);
+  EXPECT_EQ(weft_test::open_fds(), fds_before);
 }
 
 TEST(IoHubTeardown, AHubOnAnotherThreadStopsWhileItsFibersWaitInIo) {
-  const std::size_t fds_before = open_fds();
+  const std::size_t fds_before = weft_test::open_fds();
   std::atomic<int> unwound{0};
   {
     weft::Runtime runtime(weft::RuntimeOptions{.hubs = 2});
@@ -110,24 +107,24 @@ TEST(IoHubTeardown, AHubOnAnotherThreadStopsWhileItsFibersWaitInIo) {
     runtime.stop();  // hub 1's fibers are still reading
     EXPECT_EQ(unwound.load(), 16);
   }
-  EXPECT_EQ(open_fds(), fds_before);
+  EXPECT_EQ(weft_test::open_fds(), fds_before);
 }
 
 TEST(IoHubTeardown, AListenerOutlivesTheHubItAcceptedOnAndServesTheNextOne) {
-  const std::size_t fds_before = open_fds();
+  const std::size_t fds_before = weft_test::open_fds();
   {
     std::optional<weft::TcpListener> listener;
     weft::run([&] {
       listener = weft::TcpListener::bind("127.0.0.1", 0);
       auto client = weft::TcpStream::connect("127.0.0.1", listener->local_port());
       listener->accept();  // io_uring: a multishot accept now runs in this hub's ring
-    });  // the hub is destroyed with the listener still open
-    weft::run([&] {  // a new hub
+    });                    // the hub is destroyed with the listener still open
+    weft::run([&] {        // a new hub
       auto client = weft::TcpStream::connect("127.0.0.1", listener->local_port());
       auto peer = weft::with_timeout(1s, [&] { return listener->accept(); });
       EXPECT_EQ(peer.peer_port(), client.local_port());
     });
     listener.reset();  // closed from a thread whose hub has gone
   }
-  EXPECT_EQ(open_fds(), fds_before);
+  EXPECT_EQ(weft_test::open_fds(), fds_before);
 }

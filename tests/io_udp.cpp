@@ -12,23 +12,13 @@
 
 #include <weft/weft.hpp>
 
+#include "fd_leak_check.hpp"
+
 using namespace std::chrono_literals;
 
 namespace {
 
-std::size_t open_fds() {
-  return static_cast<std::size_t>(std::distance(
-      std::filesystem::directory_iterator("/proc/self/fd"), std::filesystem::directory_iterator{}));
-}
-
-class UdpTest : public ::testing::Test {
- protected:
-  void SetUp() override { fds_before_ = open_fds(); }
-  void TearDown() override { EXPECT_EQ(open_fds(), fds_before_) << "an fd leaked"; }
-
- private:
-  std::size_t fds_before_ = 0;
-};
+class UdpTest : public weft_test::FdLeakCheck {};
 
 }  // namespace
 

@@ -15,34 +15,19 @@
 
 #include <weft/weft.hpp>
 
+#include "fd_leak_check.hpp"
+
 using namespace std::chrono_literals;
 
 namespace {
 
-std::size_t open_fds() {
-  return static_cast<std::size_t>(std::distance(
-      std::filesystem::directory_iterator("/proc/self/fd"), std::filesystem::directory_iterator{}));
-}
-
 // Each test gets a fresh directory for its socket files.
-class UnixTest : public ::testing::Test {
+class UnixTest : public weft_test::TempDirectoryTest {
  protected:
-  void SetUp() override {
-    char name[] = "/tmp/weft-unix-XXXXXX";
-    ASSERT_NE(::mkdtemp(name), nullptr);
-    directory_ = name;
-    fds_before_ = open_fds();
+  UnixTest() : TempDirectoryTest("weft-unix") {}
+  std::string path(const std::string& name = "socket") const {
+    return TempDirectoryTest::path(name);
   }
-  void TearDown() override {
-    EXPECT_EQ(open_fds(), fds_before_) << "an fd leaked";
-    std::filesystem::remove_all(directory_);
-  }
-  std::string path(const std::string& name = "socket") const { return directory_ + "/" + name; }
-  const std::string& directory() const { return directory_; }
-
- private:
-  std::string directory_;
-  std::size_t fds_before_ = 0;
 };
 
 std::vector<char> pattern(std::size_t size) {

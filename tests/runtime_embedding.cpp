@@ -3,7 +3,6 @@
 // run_once(); wake-ups from other threads must reach such a loop.
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -25,20 +24,13 @@
 
 #include <weft/weft.hpp>
 
+#include "fd_leak_check.hpp"
+
 #include <boost/asio.hpp>  // Boost's headers come with libboost-context-dev
 
 using namespace std::chrono_literals;
 
 namespace {
-
-int open_fd_count() {
-  int count = 0;
-  DIR* dir = opendir("/proc/self/fd");
-  while (dirent* entry = readdir(dir))
-    count += entry->d_name[0] != '.';
-  closedir(dir);
-  return count;
-}
 
 bool readable(int fd, std::chrono::milliseconds within) {
   pollfd watched{fd, POLLIN, 0};
@@ -169,7 +161,7 @@ enum class WakeBy { event_sent_from_thread, hub_post };
 /// `drive` runs the user's loop until the fiber is dead.
 template <class Drive>
 void round_trip(WakeBy wake_by, Drive drive) {
-  const int fds_before = open_fd_count();
+  const std::size_t fds_before = weft_test::open_fds();
   {
     weft::Event<int> answer;  // outlives the hub: a fiber still waiting on it unwinds first
     weft::Hub hub;
@@ -200,7 +192,7 @@ void round_trip(WakeBy wake_by, Drive drive) {
       EXPECT_EQ(fiber.wait(), 42);
     }
   }
-  EXPECT_EQ(open_fd_count(), fds_before) << "an fd leaked";
+  EXPECT_EQ(weft_test::open_fds(), fds_before) << "an fd leaked";
 }
 
 }  // namespace
@@ -328,7 +320,7 @@ TEST(Embedding, EpollLoopRoundTripWithAHubPost) {
 // I/O completions must reach the host loop too: a fiber accepts and reads
 // while a plain thread connects and writes.
 TEST(Embedding, EpollLoopRoundTripOverTcp) {
-  const int fds_before = open_fd_count();
+  const std::size_t fds_before = weft_test::open_fds();
   {
     weft::Hub hub;
     std::atomic<int> port{0};
@@ -365,7 +357,7 @@ TEST(Embedding, EpollLoopRoundTripOverTcp) {
       EXPECT_EQ(server.wait(), "ping");
     }
   }
-  EXPECT_EQ(open_fd_count(), fds_before) << "an fd leaked";
+  EXPECT_EQ(weft_test::open_fds(), fds_before) << "an fd leaked";
 }
 
 TEST(Embedding, SleepingFibersDriveAnAsioIoContext) {
