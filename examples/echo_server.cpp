@@ -1,6 +1,7 @@
 // TCP echo server: a fiber per connection, one listener per hub.
 //
 //   echo_server [--port=7001] [--host=127.0.0.1] [--hubs=1] [--max-secs=60]
+//               [--idle-exit-secs=0]
 //
 // Ends by itself once every client has disconnected, or after --max-secs; the
 // shape ../shared/peers/run_all.sh expects of an echo server (EXTRA_ECHO).
@@ -25,11 +26,7 @@ void echo(weft::TcpStream& stream) {
 
 int main(int argc, char** argv) {
   example::Args args(argc, argv);
-  example::ServerOptions options;
-  options.host = args.text("host", options.host);
-  options.port = static_cast<int>(args.number("port", 7001));
-  options.hubs = static_cast<std::size_t>(args.number("hubs", 1));
-  options.max_time = std::chrono::duration<double>(args.number("max-secs", 60));
+  const example::ServerOptions options = example::server_options(args, 7001, 0);
   args.reject_unknown();
   return example::run_server(options, echo);
 }

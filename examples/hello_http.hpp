@@ -4,6 +4,9 @@
 // HTTP/1.0 "Connection: keep-alive"), and answers pipelined requests with one
 // write. Enough for wrk and the demo's clients; not a general HTTP parser.
 
+#include <strings.h>
+
+#include <charconv>
 #include <cstddef>
 #include <cstring>
 #include <ctime>
@@ -18,29 +21,40 @@ namespace http_detail {
 
 constexpr std::size_t max_head_bytes = 8192;
 
+bool same_letters(std::string_view a, std::string_view b) {  // ASCII, case-insensitive
+  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
+
+// The value of header `name` in the request head ("" if absent). Runs once
+// or twice per request: no allocation.
+std::string_view header_value(std::string_view head, std::string_view name) {
+  for (std::size_t line = head.find("\r\n"); line != std::string_view::npos;) {
+    const std::size_t start = line + 2;
+    const std::size_t next = head.find("\r\n", start);
+    const std::string_view text = head.substr(start, next - start);
+    const std::size_t colon = text.find(':');
+    if (colon != std::string_view::npos && same_letters(text.substr(0, colon), name)) {
+      return text.substr(colon + 1);
+    }
+    line = next;
+  }
+  return {};
+}
+
 bool has_token(std::string_view head, std::string_view header, std::string_view token) {
-  // Case-insensitive search for "header: ...token..." in the request head.
-  auto lower = [](std::string_view text) {
-    std::string out(text);
-    for (char& c : out)
-      c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
-    return out;
-  };
-  const std::string text = lower(head);
-  const std::size_t at = text.find("\r\n" + lower(header) + ":");
-  if (at == std::string::npos) return false;
-  const std::size_t end = text.find("\r\n", at + 2);
-  return text.substr(at, end - at).find(lower(token)) != std::string::npos;
+  const std::string_view value = header_value(head, header);
+  for (std::size_t i = 0; i + token.size() <= value.size(); ++i)
+    if (same_letters(value.substr(i, token.size()), token)) return true;
+  return false;
 }
 
 std::size_t content_length(std::string_view head) {
-  static constexpr std::string_view name = "\r\ncontent-length:";
-  for (std::size_t i = 0; i + name.size() <= head.size(); ++i) {
-    if (strncasecmp(head.data() + i, name.data(), name.size()) == 0) {
-      return std::strtoul(std::string(head.substr(i + name.size(), 20)).c_str(), nullptr, 10);
-    }
-  }
-  return 0;
+  std::string_view value = header_value(head, "content-length");
+  while (!value.empty() && value.front() == ' ')
+    value.remove_prefix(1);
+  std::size_t length = 0;
+  std::from_chars(value.data(), value.data() + value.size(), length);
+  return length;
 }
 
 // The Date header, formatted once a second per thread.

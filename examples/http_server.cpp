@@ -13,12 +13,7 @@
 
 int main(int argc, char** argv) {
   example::Args args(argc, argv);
-  example::ServerOptions options;
-  options.host = args.text("host", options.host);
-  options.port = static_cast<int>(args.number("port", 8080));
-  options.hubs = static_cast<std::size_t>(args.number("hubs", 1));
-  options.max_time = std::chrono::duration<double>(args.number("max-secs", 60));
-  options.idle_grace = std::chrono::duration<double>(args.number("idle-exit-secs", 2));
+  const example::ServerOptions options = example::server_options(args, 8080, 2);
   args.reject_unknown();
   return example::run_server(options, example::serve_http);
 }

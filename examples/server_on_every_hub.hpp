@@ -13,6 +13,8 @@
 
 #include <weft/weft.hpp>
 
+#include "example_args.hpp"
+
 namespace example {
 
 struct ServerOptions {
@@ -25,6 +27,19 @@ struct ServerOptions {
   std::chrono::duration<double> idle_grace{0};
   std::size_t hubs = 1;
 };
+
+/// The flags every example server takes: --host= --port= --hubs= --max-secs=
+/// and --idle-exit-secs=.
+inline ServerOptions server_options(Args& args, int default_port, double default_idle_exit) {
+  ServerOptions options;
+  options.host = args.text("host", options.host);
+  options.port = static_cast<int>(args.number("port", default_port));
+  options.hubs = static_cast<std::size_t>(args.number("hubs", 1));
+  options.max_time = std::chrono::duration<double>(args.number("max-secs", 60));
+  options.idle_grace =
+      std::chrono::duration<double>(args.number("idle-exit-secs", default_idle_exit));
+  return options;
+}
 
 namespace detail {
 
