@@ -4,10 +4,13 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 
 #include <weft/process/to_thread.hpp>
+#include <weft/runtime/sleep.hpp>
 #include <weft/runtime/timeout.hpp>
 
 #include "runtime/hub_core.hpp"
@@ -164,7 +167,16 @@ int run_with_readiness(HubCore& hub, FiberBase& self, IoRequest& request, std::u
   }
   const bool for_write = waits_for_write(request.op);
   if (request.op == IoRequest::Op::connect) {
-    const int rc = call_now(request);
+    // A Unix-domain connect to a listener with a full backlog answers EAGAIN
+    // (not EINPROGRESS, as TCP does) and leaves nothing to wait for: no
+    // readiness says "room now". Try again after a growing pause (a
+    // suspension point: kill and Timeout apply). io_uring waits in the kernel.
+    auto pause = std::chrono::microseconds(100);
+    int rc;
+    while ((rc = call_now(request)) == -EAGAIN) {
+      weft::sleep(pause);
+      pause = std::min(pause * 2, std::chrono::microseconds(10'000));
+    }
     if (rc != -EINPROGRESS) return rc;
     if (const int closed = wait_ready(hub, self, request.fd, fd_id, true, what)) return closed;
     int error = 0;

@@ -12,9 +12,8 @@ namespace weft::detail {
 std::uint64_t next_fd_id() noexcept;
 
 /// Runs `request` for the calling fiber, which waits (a suspension point);
-/// returns the result as the kernel gives it (>= 0, or -errno; -EAGAIN only
-/// from a Unix-domain connect to a full backlog, which has no readiness to
-/// wait for; a signal's -EINTR is retried, except for connect).
+/// returns the result as the kernel gives it (>= 0, or -errno; never -EAGAIN;
+/// a signal's -EINTR is retried, except for connect).
 ///
 /// io_uring runs it in the kernel. epoll makes the non-blocking call and
 /// waits for readiness in between (the fd must be non-blocking); file calls

@@ -3,15 +3,11 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
-#include <algorithm>
 #include <cerrno>
-#include <chrono>
 #include <cstddef>
 #include <cstring>
 #include <string>
 #include <utility>
-
-#include <weft/runtime/sleep.hpp>
 
 #include "io/socket_fd.hpp"
 
@@ -72,21 +68,10 @@ UnixStream::UnixStream(detail::SocketFd socket) noexcept : ByteStream(unix_strea
 UnixStream UnixStream::connect(const std::string& path) {
   const UnixAddress address = unix_address(path, "UnixStream::connect");
   UnixStream stream(detail::open_socket(AF_UNIX, SOCK_STREAM, "socket (UnixStream)"));
-  // A non-blocking connect to a listener with a full backlog answers EAGAIN
-  // (not EINPROGRESS, as TCP would) and leaves nothing to wait for: there is
-  // no readiness that says "room now", so the connect is made again after a
-  // growing pause (a suspension point: kill and Timeout apply).
-  auto pause = std::chrono::microseconds(100);
-  for (;;) {
-    const int rc = detail::connect_socket(stream.socket_, &address.storage, address.length,
-                                          "UnixStream::connect");
-    if (rc == 0) return stream;
-    if (rc != -EAGAIN) {
-      detail::throw_errno(-rc, "UnixStream::connect to " + printable(path));
-    }
-    weft::sleep(pause);
-    pause = std::min(pause * 2, std::chrono::microseconds(10'000));
-  }
+  const int rc = detail::connect_socket(stream.socket_, &address.storage, address.length,
+                                        "UnixStream::connect");
+  if (rc < 0) detail::throw_errno(-rc, "UnixStream::connect to " + printable(path));
+  return stream;
 }
 
 // --- UnixListener ---------------------------------------------------------------
