@@ -4,8 +4,10 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <limits>
 #include <stdexcept>
 #include <system_error>
 #include <utility>
@@ -19,6 +21,15 @@ namespace {
 
 constexpr int max_events = 128;
 constexpr std::uint64_t wake_tag = ~std::uint64_t{0};  // fds are the other tags
+
+// epoll_wait's timeout: whole milliseconds, rounded up (a timer must never
+// fire early), none for a zero or negative wait, and at most INT_MAX (about
+// 24.8 days; the hub waits again after that).
+int wait_milliseconds(std::chrono::nanoseconds timeout) noexcept {
+  if (timeout.count() <= 0) return 0;
+  const std::int64_t ms = timeout.count() / 1'000'000 + (timeout.count() % 1'000'000 != 0);
+  return static_cast<int>(std::min<std::int64_t>(ms, std::numeric_limits<int>::max()));
+}
 
 class EpollBackend final : public Backend {
  public:
@@ -43,8 +54,7 @@ class EpollBackend final : public Backend {
     int timeout_ms = -1;
     if (timeout) {
       if (timeout->count() <= 0 && in_flight_ == 0 && !collect) return;  // nothing could be ready
-      // Round up: a timer must never fire early.
-      timeout_ms = static_cast<int>((timeout->count() + 999'999) / 1'000'000);
+      timeout_ms = wait_milliseconds(*timeout);
     }
     epoll_event events[max_events];
     const int count = ::epoll_wait(epoll_fd_, events, max_events, timeout_ms);

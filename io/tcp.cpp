@@ -5,6 +5,8 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <cstdint>
+#include <limits>
 #include <system_error>
 #include <utility>
 #include <vector>
@@ -39,8 +41,10 @@ TcpStream TcpStream::connect(const std::string& host, int port) {
 }
 
 TcpStream TcpStream::connect(const std::string& host, int port, std::chrono::nanoseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now().time_since_epoch() + timeout;
-  return connect_before(host, port, std::chrono::nanoseconds(deadline).count());
+  const std::int64_t deadline_ns = detail::deadline_after(timeout);
+  // The largest deadline never passes: no timer for it, in the kernel or the hub.
+  const bool forever = deadline_ns == std::numeric_limits<std::int64_t>::max();
+  return connect_before(host, port, forever ? 0 : deadline_ns);
 }
 
 // Each attempt carries the deadline down to the kernel (a linked timeout on

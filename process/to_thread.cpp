@@ -10,8 +10,8 @@ namespace weft {
 namespace to_thread {
 
 CapacityLimiter& default_limiter() {
-  static CapacityLimiter limiter(40);
-  return limiter;
+  static CapacityLimiter* const limiter = new CapacityLimiter(40);
+  return *limiter;
 }
 
 }  // namespace to_thread
@@ -23,38 +23,45 @@ namespace detail {
 // `abandoned` (only with abandon_on_cancel, only while still waiting). If the
 // worker comes first, the fiber will be woken with the result and owns the
 // call; if the hook comes first, the fiber leaves at once and the worker,
-// finding `abandoned`, releases the token and deletes the call.
+// finding `abandoned`, releases the token and deletes the call. The hook
+// also notes the abandonment on the fiber's stack: from the exchange on, the
+// worker may delete the call at any moment, so the fiber must learn that it
+// left from somewhere that is still its own.
 
 class ThreadCall::AbandonOnInterrupt final : public InterruptHook {
  public:
   explicit AbandonOnInterrupt(ThreadCall& call) : call_(call) {}
 
   void on_interrupt(FiberBase& fiber) noexcept override {
-    if (!call_.abandon_on_cancel_) return;  // wait for the function; the interrupt stays pending
+    if (!abandon_on_cancel_) return;  // wait for the function; the interrupt stays pending
     int expected = waiting;
     if (call_.state_.compare_exchange_strong(expected, abandoned, std::memory_order_acq_rel)) {
+      abandoned_ = true;  // `call_` is the worker's now
       FiberAccess::hub(fiber)->wake(&fiber);
     }
   }
+  bool has_abandoned() const noexcept { return abandoned_; }
 
  private:
   ThreadCall& call_;
+  const bool abandon_on_cancel_ = call_.abandon_on_cancel_;
+  bool abandoned_ = false;
 };
 
 void ThreadCall::run(std::unique_ptr<ThreadCall>& owner, const RunSyncOptions& options) {
-  owner->wait_for_worker(options);
-  if (owner->state_.load(std::memory_order_acquire) == abandoned) {
+  if (owner->wait_for_worker(options)) {
     owner.release();  // the worker deletes it
     throw_pending_interrupt();
   }
 }
 
-void ThreadCall::wait_for_worker(const RunSyncOptions& options) {
+bool ThreadCall::wait_for_worker(const RunSyncOptions& options) {
   HubCore& hub = current_hub_core("weft::to_thread::run_sync");
   FiberBase& self = hub.require_fiber("weft::to_thread::run_sync");
   throw_if_interrupted("weft::to_thread::run_sync");  // cancelled before entry: never runs
-  limiter_ = options.limiter ? options.limiter : &to_thread::default_limiter();
-  limiter_->acquire_on_behalf_of(this);
+  CapacityLimiter& limiter = options.limiter ? *options.limiter : to_thread::default_limiter();
+  limiter.acquire_on_behalf_of(this);
+  limiter_ = limiter.state_;
 
   fiber_ = &self;
   hub_ = &hub;
@@ -64,7 +71,7 @@ void ThreadCall::wait_for_worker(const RunSyncOptions& options) {
     ThreadCache::global().start_thread_soon([this] { invoke(); },
                                             [this](std::exception_ptr) { finished(); });
   } catch (...) {
-    limiter_->release_on_behalf_of(this);  // nothing runs: the token goes back
+    release_capacity_token(*limiter_, this);  // nothing runs: the token goes back
     throw;
   }
   AbandonOnInterrupt hook(*this);
@@ -73,13 +80,15 @@ void ThreadCall::wait_for_worker(const RunSyncOptions& options) {
   hub.expect_remote_wakeup(true);
   hub.suspend_keeping_interrupt(self, "to_thread::run_sync", &hook);
   hub.expect_remote_wakeup(false);
-  assert(state_.load(std::memory_order_acquire) != waiting);
-  if (state_.load(std::memory_order_acquire) == completed) limiter_->release_on_behalf_of(this);
+  if (hook.has_abandoned()) return true;
+  assert(state_.load(std::memory_order_acquire) == completed);
+  release_capacity_token(*limiter_, this);
+  return false;
 }
 
 void ThreadCall::finished() noexcept {
   if (state_.exchange(completed, std::memory_order_acq_rel) == abandoned) {
-    limiter_->release_on_behalf_of(this);
+    release_capacity_token(*limiter_, this);
     delete this;
     return;
   }

@@ -45,7 +45,7 @@ void start_fiber(HubCore& hub, FiberBase* fiber, const SpawnOptions& options) {
 
 void start_fiber_after(HubCore& hub, FiberBase* fiber, std::chrono::nanoseconds delay,
                        const SpawnOptions& options) {
-  hub.start(fiber, options, HubCore::now_ns() + std::max<std::int64_t>(0, delay.count()));
+  hub.start(fiber, options, deadline_after(delay));
 }
 
 void report_fiber_error(const FiberBase& fiber, std::exception_ptr error) noexcept {

@@ -73,6 +73,13 @@ std::int64_t HubCore::now_ns() noexcept {
   return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
 }
 
+std::int64_t deadline_after(std::chrono::nanoseconds timeout) noexcept {
+  const std::int64_t now = HubCore::now_ns();
+  const std::int64_t max = std::numeric_limits<std::int64_t>::max();
+  if (timeout.count() <= 0) return now;
+  return timeout.count() > max - now ? max : now + timeout.count();
+}
+
 // --- fibers -------------------------------------------------------------------
 
 void HubCore::prepare(FiberBase* fiber, const SpawnOptions& options) {

@@ -36,7 +36,7 @@ void sleep_until_ns(detail::HubCore& hub, std::int64_t deadline_ns) {
 void sleep(std::chrono::nanoseconds duration) {
   detail::HubCore& hub = detail::current_hub_core("weft::sleep");
   if (duration.count() <= 0) return hub.yield_now();
-  sleep_until_ns(hub, detail::HubCore::now_ns() + duration.count());
+  sleep_until_ns(hub, detail::deadline_after(duration));
 }
 
 void sleep_until(std::chrono::steady_clock::time_point deadline) {

@@ -27,8 +27,7 @@ Timeout::Timeout(std::chrono::nanoseconds duration)
       serial_(timeout_serials.fetch_add(1, std::memory_order_relaxed)) {
   timer_.owner = this;
   timer_.fire = &Timeout::fire;
-  detail::FiberAccess::hub(*fiber_)->arm_timer(
-      &timer_, detail::HubCore::now_ns() + std::max<std::int64_t>(0, duration.count()));
+  detail::FiberAccess::hub(*fiber_)->arm_timer(&timer_, detail::deadline_after(duration));
 }
 
 Timeout::~Timeout() {

@@ -131,11 +131,4 @@ const void* current_actor() noexcept {
   return &thread_marker;
 }
 
-std::int64_t deadline_after(std::chrono::nanoseconds timeout) noexcept {
-  const std::int64_t now = HubCore::now_ns();
-  const std::int64_t max = std::numeric_limits<std::int64_t>::max();
-  if (timeout.count() <= 0) return now;
-  return timeout.count() > max - now ? max : now + timeout.count();
-}
-
 }  // namespace weft::detail

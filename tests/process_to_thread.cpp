@@ -6,11 +6,15 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <memory>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
+
+#include <unistd.h>
 
 #include <weft/weft.hpp>
 
@@ -238,4 +242,136 @@ TEST(ToThread, DefaultLimiterHasFortyTokens) {
 
 TEST(ToThread, OutsideAHubThrowsNoHubError) {
   EXPECT_THROW(weft::to_thread::run_sync([] { return 1; }), weft::NoHubError);
+}
+
+namespace {
+
+// A result whose destruction is seen from outside: the worker destroys an
+// abandoned call's result when it deletes the call.
+class DestructionSignal {
+ public:
+  explicit DestructionSignal(std::atomic<bool>& destroyed) : destroyed_(&destroyed) {}
+  DestructionSignal(DestructionSignal&& other) noexcept
+      : destroyed_(std::exchange(other.destroyed_, nullptr)) {}
+  DestructionSignal& operator=(DestructionSignal&&) = delete;
+  ~DestructionSignal() {
+    if (destroyed_) destroyed_->store(true);
+  }
+
+ private:
+  std::atomic<bool>* destroyed_;
+};
+
+}  // namespace
+
+// The fiber is woken by the abandonment, but the worker deletes the call
+// before the fiber runs again: the fiber must learn that it left from its own
+// stack, not from the deleted call (ASan: heap-use-after-free before the fix).
+TEST(ToThread, AbandoningFiberDoesNotReadTheCallTheWorkerHasDeleted) {
+  weft::CapacityLimiter limiter(1);
+  std::atomic<bool> release{false};
+  std::atomic<bool> call_deleted{false};
+  weft::run([&] {
+    auto caller = weft::spawn([&] {
+      weft::to_thread::run_sync(
+          [&] {
+            wait_until_set(release);
+            return DestructionSignal(call_deleted);
+          },
+          {.limiter = &limiter, .abandon_on_cancel = true});
+    });
+    weft::yield();
+    weft::yield();
+    // Outside fibers, on the hub's thread: the kill abandons the call and
+    // makes the caller ready; the caller cannot run before this returns.
+    weft::Hub::current().post([&] {
+      caller.kill();
+      release = true;
+      EXPECT_TRUE(wait_until_set(call_deleted));
+      std::this_thread::sleep_for(1ms);  // the rest of `delete` after the destructor
+    });
+    EXPECT_THROW(caller.wait(), weft::FiberExit);
+  });
+  EXPECT_EQ(limiter.borrowed_tokens(), 0u);
+}
+
+TEST(ToThread, AbandonedCallMayOutliveTheLimiterItBorrowedFrom) {
+  std::atomic<bool> release{false};
+  std::atomic<bool> call_deleted{false};
+  weft::run([&] {
+    auto limiter = std::make_unique<weft::CapacityLimiter>(1);
+    auto caller = weft::spawn([&] {
+      weft::to_thread::run_sync(
+          [&] {
+            wait_until_set(release);
+            return DestructionSignal(call_deleted);
+          },
+          {.limiter = limiter.get(), .abandon_on_cancel = true});
+    });
+    weft::yield();
+    weft::yield();
+    caller.kill();
+    EXPECT_THROW(caller.wait(), weft::FiberExit);
+    limiter.reset();  // the abandoned call still holds a token
+    release = true;
+  });
+  EXPECT_TRUE(wait_until_set(call_deleted));  // it gave the token back to the limiter's state
+}
+
+// The reproduction that found it: calls of a few microseconds under Timeouts
+// of the same order, so that abandonment and completion race every way.
+TEST(ToThread, AbandonedCallsUnderATimeoutStormEndCleanly) {
+  weft::CapacityLimiter limiter(4);
+  std::atomic<int> ran{0};
+  weft::run([&] {
+    int timed_out = 0;
+    for (int i = 0; i < 20'000; ++i) {
+      try {
+        weft::Timeout timeout(std::chrono::microseconds(i % 50));
+        weft::to_thread::run_sync(
+            [&, i] {
+              ::usleep(i % 50);
+              ++ran;
+            },
+            {.limiter = &limiter, .abandon_on_cancel = true});
+      } catch (const weft::TimeoutError&) {
+        ++timed_out;
+      }
+    }
+    while (limiter.borrowed_tokens() != 0)
+      weft::sleep(1ms);
+    EXPECT_GT(timed_out, 0);
+  });
+  EXPECT_LE(ran.load(), 20'000);
+}
+
+// Static destruction destroys what it may at exit while a worker still runs
+// an abandoned call; the call gives its token back afterwards.
+TEST(ToThreadDeathTest, CallAbandonedAtExitMayFinishAfterStaticDestruction) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");  // a fresh process: no statics made yet
+  EXPECT_EXIT(
+      {
+        static std::atomic<bool> exiting{false};
+        static std::atomic<bool> finished{false};
+        // Registered before the default limiter exists: runs after it would
+        // have been destroyed, and lets the abandoned call finish then.
+        std::atexit([] {
+          exiting = true;
+          wait_until_set(finished);
+        });
+        weft::run([] {
+          auto caller = weft::spawn([] {
+            weft::to_thread::run_sync(
+                [] {
+                  wait_until_set(exiting);
+                  return DestructionSignal(finished);
+                },
+                {.abandon_on_cancel = true});
+          });
+          weft::yield();
+          weft::yield();
+        });
+        std::exit(0);
+      },
+      ::testing::ExitedWithCode(0), "");
 }

@@ -18,7 +18,9 @@ namespace weft {
 namespace to_thread {
 
 struct RunSyncOptions {
-  /// Bounds how many calls run at once; nullptr: default_limiter().
+  /// Bounds how many calls run at once; nullptr: default_limiter(). An
+  /// abandoned call keeps what it needs of the limiter alive, so the limiter
+  /// may be destroyed once run_sync has returned or thrown.
   CapacityLimiter* limiter = nullptr;
   /// On a kill or Timeout: true returns control at once (throwing it) and
   /// lets the thread finish unobserved, its result discarded; false waits for
@@ -28,7 +30,8 @@ struct RunSyncOptions {
 };
 
 /// The limiter shared by every run_sync call that names none: 40 tokens.
-/// Change its size with set_total_tokens.
+/// Change its size with set_total_tokens. Never destroyed: calls abandoned
+/// near exit may still give their tokens back after static destruction.
 CapacityLimiter& default_limiter();
 
 }  // namespace to_thread
@@ -62,12 +65,14 @@ class ThreadCall {
 
  private:
   class AbandonOnInterrupt;
-  void wait_for_worker(const RunSyncOptions& options);
+  /// True if the fiber abandoned the call: it then belongs to the worker and
+  /// may already be deleted, so the caller must not touch it again.
+  bool wait_for_worker(const RunSyncOptions& options);
   void finished() noexcept;
 
   enum State : int { waiting, completed, abandoned };
   std::atomic<int> state_{waiting};
-  CapacityLimiter* limiter_ = nullptr;
+  std::shared_ptr<CapacityLimiterState> limiter_;
   void* fiber_ = nullptr;  // FiberBase*
   void* hub_ = nullptr;    // HubCore*
   std::uint32_t epoch_ = 0;

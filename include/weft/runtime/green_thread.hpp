@@ -16,6 +16,8 @@
 #include <type_traits>
 #include <utility>
 
+#include <weft/runtime/detail/deadline.hpp>
+
 #include <weft/runtime/detail/fiber_base.hpp>
 #include <weft/runtime/detail/green_thread_core.hpp>
 #include <weft/runtime/errors.hpp>
@@ -260,12 +262,12 @@ GreenThread<detail::spawn_result_t<F, Args...>> spawn_after(
     std::chrono::duration<Rep, Period> delay, F&& f, Args&&... args) {
   using R = detail::spawn_result_t<F, Args...>;
   auto& hub = detail::current_hub_core("weft::spawn_after");
+  const std::chrono::nanoseconds delay_ns = detail::saturating_ns(delay);
   auto* fiber = new detail::SpawnedFiber<R, std::decay_t<F>, std::decay_t<Args>...>(
       std::forward<F>(f), std::forward<Args>(args)...);
   fiber->add_ref();
   GreenThread<R> handle(fiber, detail::AdoptReference{});
-  detail::start_fiber_after(hub, fiber, std::chrono::duration_cast<std::chrono::nanoseconds>(delay),
-                            SpawnOptions{});
+  detail::start_fiber_after(hub, fiber, delay_ns, SpawnOptions{});
   return handle;
 }
 

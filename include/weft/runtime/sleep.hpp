@@ -3,6 +3,8 @@
 
 #include <chrono>
 
+#include <weft/runtime/detail/deadline.hpp>
+
 namespace weft {
 
 /// Lets every fiber that is ready now run to its next suspension point, polls
@@ -15,7 +17,7 @@ void sleep(std::chrono::nanoseconds duration);
 
 template <class Rep, class Period>
 void sleep(std::chrono::duration<Rep, Period> duration) {
-  sleep(std::chrono::ceil<std::chrono::nanoseconds>(duration));
+  sleep(detail::saturating_ns(duration));
 }
 
 /// Suspends the calling fiber until `deadline` (steady_clock, the hub's clock).

@@ -7,6 +7,7 @@
 #include <type_traits>
 #include <utility>
 
+#include <weft/runtime/detail/deadline.hpp>
 #include <weft/runtime/detail/fiber_base.hpp>
 #include <weft/runtime/errors.hpp>
 
@@ -21,7 +22,7 @@ class Timeout {
   explicit Timeout(std::chrono::nanoseconds duration);
   template <class Rep, class Period>
   explicit Timeout(std::chrono::duration<Rep, Period> duration)
-      : Timeout(std::chrono::ceil<std::chrono::nanoseconds>(duration)) {}
+      : Timeout(detail::saturating_ns(duration)) {}
   ~Timeout();
   Timeout(const Timeout&) = delete;
   Timeout& operator=(const Timeout&) = delete;

@@ -5,12 +5,20 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
-#include <unordered_set>
 
 #include <weft/sync/detail/parking.hpp>
 
 namespace weft {
+
+namespace detail {
+class CapacityLimiterState;
+class ThreadCall;
+/// Gives `borrower`'s token back to a limiter's state, which may have
+/// outlived the limiter (an abandoned run_sync call).
+void release_capacity_token(CapacityLimiterState& state, const void* borrower);
+}  // namespace detail
 
 /// `total_tokens` tokens; each borrower holds at most one. A borrower is the
 /// calling fiber (or, outside fibers, the calling thread) unless named
@@ -18,10 +26,15 @@ namespace weft {
 /// point) FIFO; a release hands the token straight to the oldest waiter. A
 /// waiter that a kill or Timeout reaches never keeps a token. Releasing may be
 /// done from any fiber of any hub or from a plain OS thread.
+///
+/// A to_thread::run_sync call abandoned by its fiber keeps the limiter's
+/// state alive until its function ends and gives the token back, so the
+/// limiter itself may be destroyed (leave the caller's scope) before then.
 class CapacityLimiter {
  public:
   /// Throws std::invalid_argument if total_tokens < 1.
   explicit CapacityLimiter(std::size_t total_tokens);
+  ~CapacityLimiter();
   CapacityLimiter(const CapacityLimiter&) = delete;
   CapacityLimiter& operator=(const CapacityLimiter&) = delete;
 
@@ -32,9 +45,7 @@ class CapacityLimiter {
   /// As acquire, giving up after `timeout` (false). From a fiber.
   template <class Rep, class Period>
   bool acquire_for(std::chrono::duration<Rep, Period> timeout) {
-    return acquire_until(
-        detail::current_actor(),
-        detail::deadline_after(std::chrono::duration_cast<std::chrono::nanoseconds>(timeout)));
+    return acquire_until(detail::current_actor(), detail::deadline_after(timeout));
   }
   /// Takes a token if one is free and nobody waits; never suspends.
   bool try_acquire() { return try_acquire_on_behalf_of(detail::current_actor()); }
@@ -53,19 +64,11 @@ class CapacityLimiter {
   std::size_t waiting() const;
 
  private:
-  struct Waiter : detail::Parked {
-    const void* borrower = nullptr;
-  };
+  friend class detail::ThreadCall;  // shares state_ with the calls it abandons
 
   bool acquire_until(const void* borrower, std::optional<std::int64_t> deadline_ns);
-  void check_not_borrowing(const void* borrower) const;
-  void hand_out_free_tokens();
-  void release_locked(const void* borrower);
 
-  mutable detail::SpinLock lock_;
-  std::size_t total_;
-  std::unordered_set<const void*> borrowers_;
-  detail::ParkingLot waiters_;
+  std::shared_ptr<detail::CapacityLimiterState> state_;
 };
 
 }  // namespace weft

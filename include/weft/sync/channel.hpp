@@ -30,7 +30,7 @@ class Channel {
   /// As put, giving up after `timeout` (false: nobody took it).
   template <class Rep, class Period>
   bool put_for(T item, std::chrono::duration<Rep, Period> timeout) {
-    return put_until(item, deadline(timeout), "Channel::put_for");
+    return put_until(item, detail::deadline_after(timeout), "Channel::put_for");
   }
   /// Gives `item` to a getter that is already waiting; false if none is.
   bool try_put(T item) {
@@ -42,7 +42,7 @@ class Channel {
   T get() { return *get_until(std::nullopt, "Channel::get"); }
   template <class Rep, class Period>
   std::optional<T> get_for(std::chrono::duration<Rep, Period> timeout) {
-    return get_until(deadline(timeout), "Channel::get_for");
+    return get_until(detail::deadline_after(timeout), "Channel::get_for");
   }
   /// Takes the item of a putter that is already waiting, if there is one.
   std::optional<T> try_get() {
@@ -67,11 +67,6 @@ class Channel {
   struct Putter : detail::Parked {
     T* item = nullptr;
   };
-
-  template <class Rep, class Period>
-  static std::int64_t deadline(std::chrono::duration<Rep, Period> timeout) {
-    return detail::deadline_after(std::chrono::duration_cast<std::chrono::nanoseconds>(timeout));
-  }
 
   bool hand_to_getter(T& item) {
     auto* getter = static_cast<Getter*>(getters_.front());

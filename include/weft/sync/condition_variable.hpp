@@ -40,14 +40,12 @@ class ConditionVariable {
   template <class Rep, class Period>
   std::cv_status wait_for(std::unique_lock<Mutex>& lock,
                           std::chrono::duration<Rep, Period> timeout) {
-    return wait_until_ns(lock, detail::deadline_after(
-                                   std::chrono::duration_cast<std::chrono::nanoseconds>(timeout)));
+    return wait_until_ns(lock, detail::deadline_after(timeout));
   }
   template <class Rep, class Period, class Predicate>
   bool wait_for(std::unique_lock<Mutex>& lock, std::chrono::duration<Rep, Period> timeout,
                 Predicate ready) {
-    const std::int64_t deadline =
-        detail::deadline_after(std::chrono::duration_cast<std::chrono::nanoseconds>(timeout));
+    const std::int64_t deadline = detail::deadline_after(timeout);
     while (!ready()) {
       if (wait_until_ns(lock, deadline) == std::cv_status::timeout) return ready();
     }
@@ -56,7 +54,9 @@ class ConditionVariable {
   template <class Duration>
   std::cv_status wait_until(std::unique_lock<Mutex>& lock,
                             std::chrono::time_point<std::chrono::steady_clock, Duration> deadline) {
-    return wait_for(lock, deadline - std::chrono::steady_clock::now());
+    const auto now = std::chrono::steady_clock::now();
+    if (deadline <= now) return wait_for(lock, std::chrono::nanoseconds::zero());
+    return wait_until_ns(lock, detail::saturating_ns(deadline.time_since_epoch()).count());
   }
 
  private:

@@ -61,8 +61,7 @@ class Event {
   /// Event<void>) then, never an exception. From a fiber.
   template <class Rep, class Period>
   ForResult wait_for(std::chrono::duration<Rep, Period> timeout) {
-    const auto deadline =
-        detail::deadline_after(std::chrono::duration_cast<std::chrono::nanoseconds>(timeout));
+    const auto deadline = detail::deadline_after(timeout);
     detail::SpinGuard lock(lock_);
     if (!sent()) {
       Waiter waiter;

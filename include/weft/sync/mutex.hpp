@@ -32,7 +32,7 @@ class Mutex {
   /// As lock(), giving up after `timeout` (false). From a fiber.
   template <class Rep, class Period>
   bool try_lock_for(std::chrono::duration<Rep, Period> timeout) {
-    return try_lock_for_ns(std::chrono::duration_cast<std::chrono::nanoseconds>(timeout));
+    return try_lock_for_ns(detail::saturating_ns(timeout));
   }
   /// Releases the lock. Throws std::system_error (operation_not_permitted) if
   /// the caller does not hold it.

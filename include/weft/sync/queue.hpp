@@ -98,9 +98,8 @@ class QueueCore {
   /// As put, giving up after `timeout` (false: the item was not added).
   template <class Rep, class Period>
   bool put_for(T item, std::chrono::duration<Rep, Period> timeout) {
-    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(timeout);
-    if (ns.count() <= 0) return try_put(std::move(item));
-    return put_until(std::move(item), deadline_after(ns), "Queue::put_for");
+    if (timeout <= timeout.zero()) return try_put(std::move(item));
+    return put_until(std::move(item), deadline_after(timeout), "Queue::put_for");
   }
 
   /// Takes an item, waiting (a suspension point) while the queue is empty.
@@ -115,9 +114,8 @@ class QueueCore {
   /// As get, giving up after `timeout` (empty optional).
   template <class Rep, class Period>
   std::optional<T> get_for(std::chrono::duration<Rep, Period> timeout) {
-    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(timeout);
-    if (ns.count() <= 0) return try_get();
-    return get_until(deadline_after(ns), "Queue::get_for");
+    if (timeout <= timeout.zero()) return try_get();
+    return get_until(deadline_after(timeout), "Queue::get_for");
   }
 
   std::size_t size() const {

@@ -32,7 +32,7 @@ class Semaphore {
   /// less only tries. From a fiber.
   template <class Rep, class Period>
   bool acquire_for(std::chrono::duration<Rep, Period> timeout) {
-    return acquire_for_ns(std::chrono::duration_cast<std::chrono::nanoseconds>(timeout));
+    return acquire_for_ns(detail::saturating_ns(timeout));
   }
   /// Gives a permit back. Never suspends. BoundedSemaphore throws
   /// std::logic_error when that would exceed its initial count.

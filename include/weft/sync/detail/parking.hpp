@@ -17,6 +17,7 @@
 #include <optional>
 #include <utility>
 
+#include <weft/runtime/detail/deadline.hpp>
 #include <weft/runtime/detail/fiber_base.hpp>
 #include <weft/runtime/detail/intrusive_list.hpp>
 #include <weft/runtime/detail/spin_pause.hpp>
@@ -130,8 +131,5 @@ void throw_if_interrupted(const char* operation);
 /// Who is acting: the running fiber, or, outside fibers, an address unique to
 /// the calling OS thread. Owners of a Mutex, borrowers of a CapacityLimiter.
 const void* current_actor() noexcept;
-
-/// steady_clock now + `timeout`, in the hub's nanoseconds (saturating).
-std::int64_t deadline_after(std::chrono::nanoseconds timeout) noexcept;
 
 }  // namespace weft::detail
