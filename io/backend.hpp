@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string_view>
@@ -96,6 +97,10 @@ class Backend {
   /// that are not embedded pay nothing for it.
   virtual int poll_fd() noexcept = 0;
 
+  /// Tests: runs inside wait() once completions are collected, to make
+  /// something happen at that exact point of the round (io_uring only).
+  void set_after_collect_for_test(std::function<void()> hook) { after_collect_ = std::move(hook); }
+
   /// Completion-based backends (io_uring) run operations in the kernel:
   /// start() queues `request` for the next submission, cancel() asks the
   /// kernel to drop it; either way `request.complete` is called exactly once,
@@ -137,6 +142,7 @@ class Backend {
  protected:
   std::size_t in_flight_ = 0;  // operations submitted and not yet completed (or fds watched)
   std::size_t detached_in_flight_ = 0;  // multishot operations the kernel still holds
+  std::function<void()> after_collect_;
 };
 
 /// Makes the backend `requested` names, honouring WEFT_BACKEND and falling back

@@ -57,6 +57,14 @@ class UringBackend final : public Backend {
   std::string_view name() const noexcept override { return "io_uring"; }
 
   void wait(std::optional<std::chrono::nanoseconds> timeout, bool collect) override {
+    // Embedded: consume the signal the host loop woke for before entering the
+    // kernel, never after. A completion posted once the round has collected
+    // signals the eventfd anew and stays signalled; cleared afterwards, it
+    // would sit in the ring while the host loop sleeps on poll_fd for good.
+    if (notify_fd_ >= 0) {
+      std::uint64_t count;
+      [[maybe_unused]] ssize_t got = ::read(notify_fd_, &count, sizeof count);
+    }
     queue_pending_cancels();
     if (timeout && timeout->count() <= 0) {
       // Nothing to submit and nothing to collect: stay out of the kernel.
@@ -79,10 +87,7 @@ class UringBackend final : public Backend {
       }
     }
     drain_completions();
-    if (notify_fd_ >= 0) {  // embedded: consume the signal the host loop woke for
-      std::uint64_t count;
-      [[maybe_unused]] ssize_t got = ::read(notify_fd_, &count, sizeof count);
-    }
+    if (after_collect_) after_collect_();
   }
 
   // With DEFER_TASKRUN the ring fd does not signal poll/epoll when
