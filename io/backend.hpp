@@ -27,6 +27,21 @@ struct IoCompletion {
   bool detached = false;
 };
 
+/// A fiber's place in the line of fibers waiting on one fd in one direction
+/// (Backend::watch). The backend links it in (intrusive: a wait allocates
+/// nothing); it lives on the waiting fiber's stack, from its first watch()
+/// until its last unwatch().
+struct FdWatcher : IoCompletion {
+  enum class State : std::uint8_t {
+    idle,     // in no line
+    waiting,  // in the line
+    woken,    // has the turn (epoll: the fd's readiness); not done yet
+  };
+  State state = State::idle;
+  FdWatcher* previous = nullptr;
+  FdWatcher* next = nullptr;
+};
+
 /// One I/O operation, described as the kernel takes it. Lives on the stack
 /// of the fiber that waits for it (io/io_call.hpp).
 struct IoRequest : IoCompletion {
@@ -115,24 +130,39 @@ class Backend {
   /// with each accepted fd (or -errno), flag IORING_CQE_F_MORE set while the
   /// operation goes on, and a last time without it (after cancel(), an error,
   /// or when the hub is destroyed). No fiber waits for it, so it does not keep
-  /// the hub busy. Returns false where the backend or kernel lacks it.
+  /// the hub busy. Returns false where the backend or kernel lacks it. One per
+  /// listener: its receiver (io/accept_queue.hpp) shares the connections out
+  /// among the fibers waiting in accept().
   virtual bool start_multishot_accept(int fd, IoCompletion* receiver) = 0;
 
-  /// Readiness: `waiter->complete` is called (from wait()) once `fd` may be
-  /// readable (`for_write` false) or writable. One reader and one writer per
-  /// fd at a time. unwatch() withdraws it without a call. `fd_id` names the
-  /// open file behind `fd` (unique for the process's life), so a number that
-  /// was closed and reused is registered afresh.
-  virtual void watch(int fd, std::uint64_t fd_id, bool for_write, IoCompletion* waiter) = 0;
-  virtual void unwatch(int fd, bool for_write) noexcept = 0;
+  /// Lines: any number of fibers may wait on one fd in each direction; they
+  /// are served first come, first served, one turn at a time. `watcher` joins
+  /// the line for `fd` reading (`for_write` false) or writing; true: its turn
+  /// has come at once (no call is made), false: `watcher->complete` is called
+  /// (from wait(), or as the fiber before leaves) when it has come.
+  ///  - epoll: a turn is a readiness: the first in line is woken when `fd`
+  ///    may be ready (never at once), and the next only once the one before
+  ///    left (unwatch) without using it up (used_up()). A fiber that had the
+  ///    turn and comes back (its call found nothing) goes first in line again.
+  ///  - io_uring: a turn is one operation in the kernel: the next fiber's
+  ///    operation is started once the one before has ended, as the kernel
+  ///    would serve several waiting on one socket newest first.
+  /// `fd_id` names the open file behind `fd` (unique for the process's life),
+  /// so a number that was closed and reused is registered afresh.
+  virtual bool watch(int fd, std::uint64_t fd_id, bool for_write, FdWatcher* watcher) = 0;
+  /// `watcher` leaves its line, withdrawn (kill, Timeout) or done: no call is
+  /// made to it, and a turn it had passes to the next fiber in line. A no-op
+  /// for a watcher in no line.
+  virtual void unwatch(int fd, bool for_write, FdWatcher* watcher) noexcept = 0;
   /// False when `fd` is known to have nothing (to read, or no room to write)
-  /// since it last reported readiness: a call would answer EAGAIN, so the
-  /// caller watches first. True when it may be ready, or is not known.
+  /// since it last reported readiness, or when fibers already wait on it in
+  /// that direction (a newcomer queues behind them): the caller watches
+  /// first. True when it may be ready, or is not known.
   virtual bool maybe_ready(int fd, std::uint64_t fd_id, bool for_write) const noexcept = 0;
   /// False once `fd` no longer names the open file `fd_id` (closed by
   /// another fiber, the number perhaps reused): a woken watcher must not call.
   virtual bool still_open(int fd, std::uint64_t fd_id) const noexcept = 0;
-  /// A call just used up what was there (a short stream transfer).
+  /// A call just used up what was there (a short stream transfer, EAGAIN).
   virtual void used_up(int fd, bool for_write) noexcept = 0;
   /// The fd is being closed: drop what the backend keeps about it. Fibers
   /// still waiting on it (another fiber closes it) wake with -EBADF; on

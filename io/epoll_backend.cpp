@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "io/backend.hpp"
+#include "io/fd_line.hpp"
 
 namespace weft::detail {
 
@@ -86,16 +87,25 @@ class EpollBackend final : public Backend {
 
   // Each fd is registered once, edge-triggered, for both directions. That is
   // enough because a fiber watches only after learning that nothing is there
-  // (EAGAIN, or a short stream transfer), and events are only looked at
-  // between fiber runs: an edge that came before is used up by that call, and
-  // any later one wakes the watcher (or marks the fd ready for the next call).
-  void watch(int fd, std::uint64_t fd_id, bool for_write, IoCompletion* waiter) override {
+  // (EAGAIN, or a short stream transfer) or behind fibers already waiting,
+  // and events are only looked at between fiber runs: an edge that came
+  // before is used up by that call, and any later one wakes a watcher (or
+  // marks the fd ready for the next call).
+  //
+  // Several fibers on one fd and direction wait in a line (FIFO). An edge
+  // wakes the first; the next is woken only when that one is done with the
+  // readiness without using it up (a whole transfer, an accepted connection,
+  // end of stream, a kill before it ran), so one edge for several arrivals
+  // serves them all, in turn. One that finds nothing goes back first in line.
+  bool watch(int fd, std::uint64_t fd_id, bool for_write, FdWatcher* watcher) override {
     if (fd < 0) throw std::system_error(EBADF, std::generic_category(), "weft: watching fd");
     if (static_cast<std::size_t>(fd) >= watches_.size()) watches_.resize(fd + 1);
     FdWatch& watch = watches_[fd];
     if (!watch.registered || watch.fd_id != fd_id) {
       // New, or a reused number whose old file was closed without forget()
       // (closing removed it from the epoll set, unless it was dup'ed: MOD).
+      // Fibers still waiting on the old file get -EBADF.
+      drop(watch);
       epoll_event event{};
       event.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
       event.data.u64 = static_cast<std::uint64_t>(fd);
@@ -106,30 +116,39 @@ class EpollBackend final : public Backend {
       watch.registered = true;
       watch.fd_id = fd_id;
     }
-    (for_write ? watch.writable : watch.readable) = false;
-    IoCompletion*& slot = for_write ? watch.writer : watch.reader;
-    if (slot) {
-      throw std::logic_error(for_write ? "weft: two fibers writing the same fd at once"
-                                       : "weft: two fibers reading the same fd at once");
+    Line& line = for_write ? watch.write : watch.read;
+    if (line.served == watcher) {
+      line.served = nullptr;  // its call found nothing: it keeps its place
+      line.push_front(watcher);
+    } else {
+      line.push_back(watcher);
     }
-    slot = waiter;
     ++in_flight_;
+    return false;  // a turn is a readiness, which only wait() brings
   }
 
-  void unwatch(int fd, bool for_write) noexcept override {
-    if (fd < 0 || static_cast<std::size_t>(fd) >= watches_.size()) return;
-    IoCompletion*& slot = for_write ? watches_[fd].writer : watches_[fd].reader;
-    if (slot) {
-      slot = nullptr;
+  void unwatch(int fd, bool for_write, FdWatcher* watcher) noexcept override {
+    if (watcher->state == FdWatcher::State::idle) return;
+    // Not idle: it is in a line of this registered fd, or has its turn.
+    Line& line = for_write ? watches_[fd].write : watches_[fd].read;
+    if (watcher->state == FdWatcher::State::waiting) {
+      line.remove(watcher);
       --in_flight_;
+      return;
     }
+    watcher->state = FdWatcher::State::idle;
+    if (line.served != watcher) return;
+    line.served = nullptr;
+    if (line.ready || line.closed) serve_first(line, 0);  // what it left is the next one's
   }
 
   bool maybe_ready(int fd, std::uint64_t fd_id, bool for_write) const noexcept override {
     if (fd < 0 || static_cast<std::size_t>(fd) >= watches_.size()) return true;
     const FdWatch& watch = watches_[fd];
     if (!watch.registered || watch.fd_id != fd_id) return true;
-    return for_write ? watch.writable || watch.write_closed : watch.readable || watch.read_closed;
+    const Line& line = for_write ? watch.write : watch.read;
+    if (!line.idle()) return false;  // others came first: wait behind them
+    return line.ready || line.closed;
   }
 
   // A watcher's fd is registered; forget() (on close) clears the record and a
@@ -145,50 +164,56 @@ class EpollBackend final : public Backend {
     if (fd < 0 || static_cast<std::size_t>(fd) >= watches_.size() || !watches_[fd].registered) {
       return;
     }
-    (for_write ? watches_[fd].writable : watches_[fd].readable) = false;
+    (for_write ? watches_[fd].write : watches_[fd].read).ready = false;
   }
 
-  // A fiber still waiting on the fd (another fiber closed it) wakes with
-  // -EBADF rather than waiting forever.
+  // Fibers still waiting on the fd (another fiber closed it) wake with -EBADF
+  // rather than waiting forever; one that has its turn already finds it
+  // closed (still_open).
   void forget(int fd, bool) noexcept override {
     if (fd < 0 || static_cast<std::size_t>(fd) >= watches_.size()) return;
-    for (IoCompletion** slot : {&watches_[fd].reader, &watches_[fd].writer}) {
-      if (IoCompletion* waiter = std::exchange(*slot, nullptr)) {
-        --in_flight_;
-        waiter->complete(waiter, -EBADF, 0);
-      }
-    }
-    if (watches_[fd].registered) ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
-    watches_[fd] = FdWatch{};
+    FdWatch& watch = watches_[fd];
+    if (watch.registered) ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+    drop(watch);
   }
 
  private:
-  struct FdWatch {
-    bool registered = false;
-    std::uint64_t fd_id = 0;
-    IoCompletion* reader = nullptr;
-    IoCompletion* writer = nullptr;
-    bool readable = true;  // an edge came since the last EAGAIN / short read
-    bool writable = true;
+  struct Line : FdLine {
+    bool ready = true;  // an edge came since the last EAGAIN / short transfer
     // Sticky: after the peer's FIN (or an error) a read never waits again, and
     // no further edge comes; a short read just before end of stream must not
     // make the next read wait for one.
-    bool read_closed = false;
-    bool write_closed = false;
+    bool closed = false;
   };
+
+  struct FdWatch {
+    bool registered = false;
+    std::uint64_t fd_id = 0;
+    Line read;
+    Line write;
+  };
+
+  void serve_first(Line& line, int result) noexcept {
+    if (line.first) --in_flight_;
+    line.serve_first(result);
+  }
+
+  // The file behind the record is gone: the record starts afresh.
+  void drop(FdWatch& watch) noexcept {
+    in_flight_ -= watch.read.drop() + watch.write.drop();
+    watch = FdWatch{};
+  }
 
   void notify(int fd, bool for_write, std::uint32_t events) noexcept {
     if (static_cast<std::size_t>(fd) >= watches_.size()) return;
     FdWatch& watch = watches_[fd];
-    (for_write ? watch.writable : watch.readable) = true;
-    if (events & (EPOLLHUP | EPOLLERR)) watch.read_closed = watch.write_closed = true;
-    if (events & EPOLLRDHUP) watch.read_closed = true;
-    IoCompletion*& slot = for_write ? watches_[fd].writer : watches_[fd].reader;
-    if (IoCompletion* waiter = slot) {
-      slot = nullptr;
-      --in_flight_;
-      waiter->complete(waiter, static_cast<int>(events), 0);
-    }
+    if (!watch.registered) return;  // forgotten earlier in this batch
+    if (events & (EPOLLHUP | EPOLLERR)) watch.read.closed = watch.write.closed = true;
+    if (events & EPOLLRDHUP) watch.read.closed = true;
+    Line& line = for_write ? watch.write : watch.read;
+    line.ready = true;
+    // One that has the turn has not made its call yet: it sees this too.
+    if (!line.served) serve_first(line, static_cast<int>(events));
   }
 
   void drain_wake_fd() noexcept {

@@ -32,76 +32,74 @@ void wake_waiter(IoCompletion* completion, int result, std::uint32_t) noexcept {
   FiberAccess::hub(*fiber)->wake(fiber);
 }
 
-// io_uring: an interrupt cancels the operation in the kernel; the fiber stays
-// suspended until the operation's own completion arrives.
-class CancelInKernel final : public InterruptHook {
+// One fiber's place in the line of fibers waiting on an fd in one direction
+// (Backend::watch), for the whole of one call. Leaving the scope leaves the
+// line: the turn, if it had it (epoll: a readiness it did not use up), goes to
+// the next fiber in line.
+class Watching {
  public:
-  CancelInKernel(Backend& backend, IoRequest& request) : backend_(backend), request_(request) {}
-  void on_interrupt(FiberBase&) noexcept override {
-    if (!request_.completed && !cancel_sent_) {
-      backend_.cancel(request_);
-      cancel_sent_ = true;
+  Watching(HubCore& hub, FiberBase& self, int fd, std::uint64_t fd_id, bool for_write) noexcept
+      : backend_(hub.backend()), fd_(fd), fd_id_(fd_id), for_write_(for_write) {
+    watcher_.fiber = &self;
+    watcher_.complete = &on_ready;
+  }
+  Watching(const Watching&) = delete;
+  Watching& operator=(const Watching&) = delete;
+  ~Watching() {
+    if (watcher_.state != FdWatcher::State::idle) backend_.unwatch(fd_, for_write_, &watcher_);
+  }
+
+  // Waits for the fiber's turn (Backend::watch): 0 once it has come (epoll:
+  // `fd` may be ready); -EBADF if the fd was closed meanwhile (by another
+  // fiber: its number may already name another file, so no call is made).
+  // `found_nothing`: the call before answered EAGAIN.
+  [[nodiscard]] int wait(HubCore& hub, FiberBase& self, bool found_nothing, const char* what) {
+    watcher_.result = 0;
+    const bool at_once = backend_.watch(fd_, fd_id_, for_write_, &watcher_);
+    if (found_nothing) backend_.used_up(fd_, for_write_);
+    if (!at_once) {
+      StopWatching hook(*this);
+      hub.suspend_keeping_interrupt(self, what, &hook);
+      // Interrupted after its turn came: the destructor passes the turn on.
+      if (HubCore::interrupt_pending(self)) HubCore::rethrow_interrupt(self);
     }
+    if (watcher_.result < 0) return watcher_.result;
+    // Woken by readiness, then closed by another fiber before this one ran.
+    return backend_.still_open(fd_, fd_id_) ? 0 : -EBADF;
   }
 
  private:
-  Backend& backend_;
-  IoRequest& request_;
-  bool cancel_sent_ = false;
-};
+  struct Watcher final : FdWatcher {
+    FiberBase* fiber = nullptr;
+    int result = 0;
+  };
 
-int run_in_kernel(HubCore& hub, FiberBase& self, IoRequest& request, const char* what) {
-  request.waiter = &self;
-  request.completed = false;
-  request.complete = &wake_waiter;
-  hub.backend().start(request);
-  CancelInKernel hook(hub.backend(), request);
-  while (!request.completed)
-    hub.suspend_keeping_interrupt(self, what, &hook);
-  // A cancelled operation ends with -ECANCELED, or with -EINTR when it was
-  // running on one of the kernel's io-wq workers.
-  const bool cut_short = request.result == -ECANCELED || request.result == -EINTR;
-  if (cut_short && HubCore::interrupt_pending(self)) HubCore::rethrow_interrupt(self);
-  if (request.result == -ECANCELED) {
-    // Neither a kill nor a Timeout: the linked deadline, or the fd was closed
-    // by another fiber (Backend::forget).
-    return request.deadline_ns != 0 ? -ETIMEDOUT : -EBADF;
-  }
-  return request.result;
-}
+  // Nothing is in the kernel while the fiber waits, so an interrupt withdraws
+  // the watch and resumes the fiber at once.
+  class StopWatching final : public InterruptHook {
+   public:
+    explicit StopWatching(Watching& watching) : watching_(watching) {}
+    void on_interrupt(FiberBase& fiber) noexcept override {
+      watching_.backend_.unwatch(watching_.fd_, watching_.for_write_, &watching_.watcher_);
+      FiberAccess::hub(fiber)->wake(&fiber);
+    }
 
-// epoll: nothing is in the kernel while the fiber waits, so an interrupt
-// withdraws the watch and resumes the fiber at once.
-class StopWatching final : public InterruptHook {
- public:
-  StopWatching(Backend& backend, int fd, bool for_write)
-      : backend_(backend), fd_(fd), for_write_(for_write) {}
-  void on_interrupt(FiberBase& fiber) noexcept override {
-    backend_.unwatch(fd_, for_write_);
-    FiberAccess::hub(fiber)->wake(&fiber);
+   private:
+    Watching& watching_;
+  };
+
+  static void on_ready(IoCompletion* completion, int result, std::uint32_t) noexcept {
+    auto* watcher = static_cast<Watcher*>(completion);
+    watcher->result = result;
+    FiberAccess::hub(*watcher->fiber)->wake(watcher->fiber);
   }
 
- private:
   Backend& backend_;
   int fd_;
+  std::uint64_t fd_id_;
   bool for_write_;
+  Watcher watcher_;
 };
-
-// 0 once `fd` may be ready; -EBADF if it was closed meanwhile (by another
-// fiber: its number may already name another file, so no call is made).
-[[nodiscard]] int wait_ready(HubCore& hub, FiberBase& self, int fd, std::uint64_t fd_id,
-                             bool for_write, const char* what) {
-  IoRequest readiness;
-  readiness.waiter = &self;
-  readiness.complete = &wake_waiter;
-  hub.backend().watch(fd, fd_id, for_write, &readiness);
-  StopWatching hook(hub.backend(), fd, for_write);
-  hub.suspend_keeping_interrupt(self, what, &hook);
-  if (HubCore::interrupt_pending(self)) HubCore::rethrow_interrupt(self);
-  if (readiness.result < 0) return readiness.result;
-  // Woken by readiness, then closed by another fiber before this one ran.
-  return hub.backend().still_open(fd, fd_id) ? 0 : -EBADF;
-}
 
 int result_of(ssize_t rc) noexcept {
   return rc < 0 ? -errno : static_cast<int>(rc);
@@ -178,35 +176,85 @@ int run_with_readiness(HubCore& hub, FiberBase& self, IoRequest& request, std::u
       pause = std::min(pause * 2, std::chrono::microseconds(10'000));
     }
     if (rc != -EINPROGRESS) return rc;
-    if (const int closed = wait_ready(hub, self, request.fd, fd_id, true, what)) return closed;
+    Watching watching(hub, self, request.fd, fd_id, true);
+    if (const int closed = watching.wait(hub, self, false, what)) return closed;
     int error = 0;
     socklen_t length = sizeof error;
     if (::getsockopt(request.fd, SOL_SOCKET, SO_ERROR, &error, &length) < 0) return -errno;
     return -error;
   }
   Backend& backend = hub.backend();
+  Watching watching(hub, self, request.fd, fd_id, for_write);
   // A stream that came up short last time has had nothing since: the call
   // would only answer EAGAIN (a syscall per round trip in request/response
-  // traffic), so wait for the edge first.
+  // traffic), so wait for the edge first. So does a fiber that finds others
+  // waiting on the fd: it queues behind them.
   if (!backend.maybe_ready(request.fd, fd_id, for_write)) {
-    if (const int closed = wait_ready(hub, self, request.fd, fd_id, for_write, what)) return closed;
+    if (const int closed = watching.wait(hub, self, false, what)) return closed;
   }
   for (;;) {
     const int rc = call_now(request);
     if (rc != -EAGAIN && rc != -EWOULDBLOCK) {
-      // A short stream transfer drained the buffer (or filled it).
+      // A short stream transfer drained the buffer (or filled it). Otherwise
+      // leaving the line (watching's destructor) hands what may be left to
+      // the next fiber in it.
       if (request.stream && rc > 0 && static_cast<std::size_t>(rc) < request.length) {
         backend.used_up(request.fd, for_write);
       }
       return rc;
     }
-    if (const int closed = wait_ready(hub, self, request.fd, fd_id, for_write, what)) return closed;
+    if (const int closed = watching.wait(hub, self, true, what)) return closed;
   }
+}
+
+// io_uring: an interrupt cancels the operation in the kernel; the fiber stays
+// suspended until the operation's own completion arrives.
+class CancelInKernel final : public InterruptHook {
+ public:
+  CancelInKernel(Backend& backend, IoRequest& request) : backend_(backend), request_(request) {}
+  void on_interrupt(FiberBase&) noexcept override {
+    if (!request_.completed && !cancel_sent_) {
+      backend_.cancel(request_);
+      cancel_sent_ = true;
+    }
+  }
+
+ private:
+  Backend& backend_;
+  IoRequest& request_;
+  bool cancel_sent_ = false;
+};
+
+int run_in_kernel(HubCore& hub, FiberBase& self, IoRequest& request, std::uint64_t fd_id,
+                  const char* what) {
+  // Fibers on one socket (or pipe) take turns, in the order they came; calls
+  // on a file at an offset run side by side.
+  Watching turn(hub, self, request.fd, fd_id, waits_for_write(request.op));
+  if (!is_file_call(request)) {
+    if (const int closed = turn.wait(hub, self, false, what)) return closed;
+  }
+  request.waiter = &self;
+  request.completed = false;
+  request.complete = &wake_waiter;
+  hub.backend().start(request);
+  CancelInKernel hook(hub.backend(), request);
+  while (!request.completed)
+    hub.suspend_keeping_interrupt(self, what, &hook);
+  // A cancelled operation ends with -ECANCELED, or with -EINTR when it was
+  // running on one of the kernel's io-wq workers.
+  const bool cut_short = request.result == -ECANCELED || request.result == -EINTR;
+  if (cut_short && HubCore::interrupt_pending(self)) HubCore::rethrow_interrupt(self);
+  if (request.result == -ECANCELED) {
+    // Neither a kill nor a Timeout: the linked deadline, or the fd was closed
+    // by another fiber (Backend::forget).
+    return request.deadline_ns != 0 ? -ETIMEDOUT : -EBADF;
+  }
+  return request.result;
 }
 
 int run_io_once(HubCore& hub, FiberBase& self, IoRequest& request, std::uint64_t fd_id,
                 const char* what) {
-  if (hub.backend().runs_operations()) return run_in_kernel(hub, self, request, what);
+  if (hub.backend().runs_operations()) return run_in_kernel(hub, self, request, fd_id, what);
   if (request.deadline_ns == 0) return run_with_readiness(hub, self, request, fd_id, what);
   // No kernel timeout to link to: a Timeout of the same length stands in.
   const std::int64_t left = request.deadline_ns - HubCore::now_ns();

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "io/backend.hpp"
+#include "io/fd_line.hpp"
 
 namespace weft::detail {
 
@@ -145,19 +146,53 @@ class UringBackend final : public Backend {
     return true;
   }
 
-  void watch(int, std::uint64_t, bool, IoCompletion*) override {
-    throw std::logic_error("weft: io_uring runs operations; readiness watches are epoll's");
+  // Several fibers on one fd and direction take turns, in the order they
+  // came: one operation in the kernel at a time, the next one's started when
+  // it ends. (The kernel would wake several operations waiting on a socket
+  // newest first.)
+  bool watch(int fd, std::uint64_t fd_id, bool for_write, FdWatcher* watcher) override {
+    if (fd < 0) throw std::system_error(EBADF, std::generic_category(), "weft: watching fd");
+    if (static_cast<std::size_t>(fd) >= lines_.size()) lines_.resize(fd + 1);
+    FdLines& lines = lines_[fd];
+    if (lines.fd_id != fd_id) {  // new, or a number reused without forget()
+      drop(lines);
+      lines.fd_id = fd_id;
+    }
+    FdLine& line = for_write ? lines.write : lines.read;
+    if (line.idle()) {
+      line.serve(watcher);
+      return true;
+    }
+    line.push_back(watcher);
+    return false;
   }
-  void unwatch(int, bool) noexcept override {}
+  void unwatch(int fd, bool for_write, FdWatcher* watcher) noexcept override {
+    if (watcher->state == FdWatcher::State::idle) return;
+    FdLine& line = for_write ? lines_[fd].write : lines_[fd].read;
+    if (watcher->state == FdWatcher::State::waiting) {
+      line.remove(watcher);
+      return;
+    }
+    watcher->state = FdWatcher::State::idle;
+    if (line.served != watcher) return;
+    line.served = nullptr;
+    line.serve_first(0);
+  }
   // The kernel waits for readiness itself. (IORING_RECVSEND_POLL_FIRST after a
   // short transfer was tried: no gain measurable on the echo benchmark.)
   bool maybe_ready(int, std::uint64_t, bool) const noexcept override { return true; }
-  bool still_open(int, std::uint64_t) const noexcept override { return true; }
+  // Asked by a fiber whose turn came: forget() cleared the record if its fd
+  // was closed meanwhile.
+  bool still_open(int fd, std::uint64_t fd_id) const noexcept override {
+    return fd >= 0 && static_cast<std::size_t>(fd) < lines_.size() && lines_[fd].fd_id == fd_id;
+  }
   void used_up(int, bool) noexcept override {}
-  // An operation still in the kernel holds its own reference to the file, so
-  // closing the fd would not end it: cancel them now, before the number is
-  // closed (and perhaps reused), with a submit of its own.
+  // Fibers waiting for their turn on the fd wake with -EBADF. An operation
+  // still in the kernel holds its own reference to the file, so closing the
+  // fd would not end it: cancel them now, before the number is closed (and
+  // perhaps reused), with a submit of its own.
   void forget(int fd, bool in_use) noexcept override {
+    if (fd >= 0 && static_cast<std::size_t>(fd) < lines_.size()) drop(lines_[fd]);
     if (!in_use || !multishot_accept_ || fd < 0) return;  // matching by fd: 5.19+, as multishot
     io_uring_sqe* sqe = free_sqe();
     if (!sqe) return;  // ring jammed: the waiter wakes when its operation ends
@@ -332,7 +367,19 @@ class UringBackend final : public Backend {
     }
   }
 
+  struct FdLines {
+    std::uint64_t fd_id = 0;  // 0: none
+    FdLine read;
+    FdLine write;
+  };
+  static void drop(FdLines& lines) noexcept {
+    lines.read.drop();
+    lines.write.drop();
+    lines = FdLines{};
+  }
+
   io_uring ring_{};
+  std::vector<FdLines> lines_;                  // by fd
   std::vector<IoCompletion*> pending_cancels_;  // cancels that found the ring full
   bool multishot_accept_ = false;               // the kernel has IORING_ACCEPT_MULTISHOT (5.19)
   bool wake_read_armed_ = false;

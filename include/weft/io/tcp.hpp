@@ -17,8 +17,9 @@ namespace weft {
 /// A connected TCP socket; owns its fd (move-only, closed on destruction).
 /// The stream calls (read_some, read_exact, readv, write_all, writev,
 /// shutdown, close, is_open, native_handle) are detail::ByteStream's, shared
-/// with UnixStream. Use it from fibers of one hub at a time; one reading and
-/// one writing fiber may use it at once.
+/// with UnixStream. Use it from fibers of one hub at a time; any number may
+/// read and write at once, served in the order they came in each direction
+/// (a fiber's write_all may be interleaved with another's at a short write).
 class TcpStream : public detail::ByteStream {
  public:
   TcpStream() noexcept;
@@ -63,7 +64,9 @@ class TcpListener {
   static TcpListener bind(const std::string& host, int port, int backlog = 128);
   static TcpListener bind(const std::string& host, int port, ListenOptions options);
 
-  /// Waits for and accepts one connection. From a fiber.
+  /// Waits for and accepts one connection. From a fiber. Any number of fibers
+  /// of one hub may wait at once: each connection goes to the one that has
+  /// waited longest; closing the listener wakes them all (EBADF).
   TcpStream accept();
   void close() noexcept;
 
