@@ -58,14 +58,6 @@ class UringBackend final : public Backend {
   std::string_view name() const noexcept override { return "io_uring"; }
 
   void wait(std::optional<std::chrono::nanoseconds> timeout, bool collect) override {
-    // Embedded: consume the signal the host loop woke for before entering the
-    // kernel, never after. A completion posted once the round has collected
-    // signals the eventfd anew and stays signalled; cleared afterwards, it
-    // would sit in the ring while the host loop sleeps on poll_fd for good.
-    if (notify_fd_ >= 0) {
-      std::uint64_t count;
-      [[maybe_unused]] ssize_t got = ::read(notify_fd_, &count, sizeof count);
-    }
     queue_pending_cancels();
     if (timeout && timeout->count() <= 0) {
       // Nothing to submit and nothing to collect: stay out of the kernel.
@@ -89,6 +81,7 @@ class UringBackend final : public Backend {
     }
     drain_completions();
     if (after_collect_) after_collect_();
+    if (notify_fd_ >= 0) consume_notification();
   }
 
   // With DEFER_TASKRUN the ring fd does not signal poll/epoll when
@@ -205,8 +198,9 @@ class UringBackend final : public Backend {
   void setup_ring() {
     // Newest flags first; a kernel that does not know one answers EINVAL.
     const unsigned attempts[] = {
-        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL,
-        IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL,
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL |
+            IORING_SETUP_TASKRUN_FLAG,
+        IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_TASKRUN_FLAG,
         0,
     };
     int rc = -EINVAL;
@@ -215,6 +209,26 @@ class UringBackend final : public Backend {
       if (rc != -EINVAL) break;
     }
     if (rc < 0) throw std::system_error(-rc, std::generic_category(), "io_uring_queue_init");
+  }
+
+  // Embedded: clears the eventfd the host loop woke for, once the round has
+  // collected (the completions collected signalled it too), then looks again.
+  // A completion that arrived between the collection and the clear signalled
+  // before the clear: left in the ring, it would never run while the host
+  // loop sleeps on poll_fd. One that arrives after the clear signals anew.
+  void consume_notification() {
+    std::uint64_t count;
+    [[maybe_unused]] ssize_t got = ::read(notify_fd_, &count, sizeof count);
+    if (io_uring_cq_ready(&ring_) == 0 && !task_work_pending()) return;
+    const int rc = io_uring_get_events(&ring_);
+    if (rc < 0 && rc != -EINTR && rc != -EBUSY) check(rc, "io_uring_get_events");
+    drain_completions();
+  }
+
+  // With DEFER_TASKRUN, completions wait as task work until the next
+  // io_uring_enter; IORING_SETUP_TASKRUN_FLAG makes the kernel say so here.
+  bool task_work_pending() const noexcept {
+    return (__atomic_load_n(ring_.sq.kflags, __ATOMIC_ACQUIRE) & IORING_SQ_TASKRUN) != 0;
   }
 
   static void check(int rc, const char* what) {

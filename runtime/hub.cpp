@@ -1,34 +1,56 @@
 #include <weft/runtime/hub.hpp>
 
+#include <stdexcept>
+#include <string>
+
 #include "runtime/hub_core.hpp"
 
 namespace weft {
 
 Hub::Hub(HubOptions options) : core_(std::make_unique<detail::HubCore>(*this, options)) {}
 
-Hub::~Hub() = default;
+Hub::~Hub() noexcept(false) {
+  if (detail::HubCore::current() != core_.get()) {
+    // Nothing of it may be touched from here (a SINGLE_ISSUER ring refuses
+    // this thread, its fibers' thread-locals are the other thread's): leak it.
+    static_cast<void>(core_.release());
+    throw std::logic_error(
+        "weft::Hub::~Hub: a hub must be destroyed on the thread that made it (it is leaked)");
+  }
+}
+
+void Hub::require_own_thread(const char* operation) const {
+  if (detail::HubCore::current() != core_.get()) {
+    throw std::logic_error(std::string(operation) + ": a hub runs only on the thread that made it");
+  }
+}
 
 Hub& Hub::current() {
   return detail::current_hub_core("weft::Hub::current").owner();
 }
 
 void Hub::post(detail::UniqueFunction<void()> f) {
+  if (!f) throw std::invalid_argument("weft::Hub::post: an empty callable");
   core_->post(std::move(f));
 }
 
 void Hub::run_once(std::chrono::nanoseconds max_wait) {
+  require_own_thread("weft::Hub::run_once");
   core_->run_round(max_wait, false);
 }
 
 void Hub::run() {
+  require_own_thread("weft::Hub::run");
   core_->run_until_idle();
 }
 
 void Hub::run_until(const std::function<bool()>& done) {
+  require_own_thread("weft::Hub::run_until");
   core_->run_until(done);
 }
 
 void Hub::kill_all() {
+  require_own_thread("weft::Hub::kill_all");
   core_->kill_all();
 }
 
@@ -37,6 +59,7 @@ void Hub::stop() {
 }
 
 std::optional<std::chrono::nanoseconds> Hub::next_deadline() const {
+  require_own_thread("weft::Hub::next_deadline");
   return core_->next_deadline();
 }
 

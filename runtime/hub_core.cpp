@@ -1,11 +1,13 @@
 #include "runtime/hub_core.hpp"
 
 #include <cxxabi.h>
+#include <pthread.h>
 #include <time.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <sstream>
+#include <system_error>
 
 #include <weft/runtime/detail/spin_pause.hpp>
 #include <weft/runtime/errors.hpp>
@@ -38,6 +40,23 @@ std::size_t default_stack_size(const HubOptions& options) {
 constinit thread_local HubCore* this_thread_hub __attribute__((tls_model("initial-exec"))) =
     nullptr;
 
+namespace {
+
+// A fork()ed child has only the thread that forked, and none of the parent's
+// hubs: their rings are not mapped in it (io_uring_ring_dontfork), their
+// threads do not exist, and their fibers must not be resumed. Forget the
+// forking thread's hub, so the child starts with none and may make its own.
+void forget_hub_in_child() noexcept {
+  this_thread_hub = nullptr;
+}
+
+void forget_hubs_on_fork() {
+  static const int installed = ::pthread_atfork(nullptr, nullptr, forget_hub_in_child);
+  if (installed != 0) throw std::system_error(installed, std::generic_category(), "pthread_atfork");
+}
+
+}  // namespace
+
 HubCore::HubCore(Hub& owner, const HubOptions& options)
     : owner_(owner),
       remote_spin_(options.remote_spin),
@@ -48,6 +67,7 @@ HubCore::HubCore(Hub& owner, const HubOptions& options)
   if (this_thread_hub) {
     throw std::logic_error("weft: this thread already runs a hub (one hub per thread)");
   }
+  forget_hubs_on_fork();
   loop_context_.state_ = FiberState::running;
   loop_context_.tsan_fiber_ = tsan_current_fiber();
   loop_context_.set_name("hub");

@@ -3,6 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <functional>
+#include <stdexcept>
+#include <string>
 #include <thread>
 
 #include <weft/weft.hpp>
@@ -100,4 +104,78 @@ TEST(Hub, DestroyingAHubKillsAndUnwindsItsFibers) {
 TEST(Hub, PollFdIsAValidDescriptor) {
   weft::Hub hub;
   EXPECT_GE(hub.poll_fd(), 0);
+}
+
+TEST(Hub, PostOfAnEmptyCallableIsRejected) {
+  weft::Hub hub;
+  EXPECT_THROW(hub.post({}), std::invalid_argument);
+  EXPECT_THROW(hub.post(std::function<void()>()), std::invalid_argument);
+  hub.run_once();  // the hub is unharmed
+  int ran = 0;
+  hub.post([&] { ++ran; });
+  hub.run_once();
+  EXPECT_EQ(ran, 1);
+}
+
+TEST(Hub, DrivingAHubFromAnotherThreadThrowsLogicError) {
+  weft::Hub hub;
+  hub.spawn([] { weft::sleep(1h); });
+  std::thread([&] {
+    EXPECT_THROW(hub.run_once(), std::logic_error);
+    EXPECT_THROW(hub.run(), std::logic_error);
+    EXPECT_THROW(hub.run_until([] { return false; }), std::logic_error);
+    EXPECT_THROW(hub.kill_all(), std::logic_error);
+    EXPECT_THROW(static_cast<void>(hub.next_deadline()), std::logic_error);
+    EXPECT_THROW(hub.spawn([] {}), std::logic_error);
+    try {
+      hub.run_once();
+    } catch (const std::logic_error& e) {
+      EXPECT_NE(std::string(e.what()).find("only on the thread that made it"), std::string::npos);
+    }
+  }).join();
+  hub.run_once();  // still whole on its own thread
+  EXPECT_EQ(hub.live_fibers(), 1u);
+}
+
+// Before: hubA.spawn from a fiber of hub B ran the fiber on B.
+TEST(Hub, SpawnOnAnotherThreadsHubFromAFiberThrowsLogicError) {
+  weft::Hub* other = nullptr;
+  std::atomic<bool> other_ready{false};
+  std::atomic<bool> done{false};
+  std::thread owner([&] {
+    weft::Hub hub;
+    other = &hub;
+    other_ready = true;
+    while (!done)
+      hub.run_once(1ms);
+  });
+  while (!other_ready)
+    std::this_thread::yield();
+  weft::run([&] {
+    EXPECT_THROW(other->spawn([] {}), std::logic_error);
+    EXPECT_EQ(weft::Hub::current().live_fibers(), 1u);  // nothing landed on this hub
+  });
+  done = true;
+  owner.join();
+}
+
+// Destroyed on a foreign thread, a hub must neither call std::terminate (its
+// io_uring refuses a second issuer) nor leave the owner's thread pointing at
+// freed memory. It throws and leaks, so the check runs in a child process.
+TEST(HubDeathTest, DestroyingAHubOnAnotherThreadThrowsLogicError) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        weft::Hub* hub = nullptr;
+        std::thread([&] { hub = new weft::Hub; }).join();
+        bool caught = false;
+        try {
+          delete hub;
+        } catch (const std::logic_error& e) {
+          caught = std::string(e.what()).find("destroyed on the thread that made it") !=
+                   std::string::npos;
+        }
+        std::_Exit(caught ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "");
 }

@@ -4,6 +4,12 @@
 /// `weft::run` makes one for you. Construct a Hub yourself to embed weft's
 /// scheduler in an event loop you already have: watch `poll_fd()`, call
 /// `run_once()` when it is readable or when `next_deadline()` has passed.
+///
+/// fork(): the child has no hub, whatever thread or fiber forked; it may make
+/// its own (weft::run, a Hub). What belonged to the parent's hubs (fibers,
+/// streams, timers) must not be used in the child: its rings are not mapped
+/// there. A child forked from a fiber runs on that fiber's stack; it should
+/// end with _exit or exec, never by returning into the parent's fiber.
 
 #include <chrono>
 #include <cstddef>
@@ -52,8 +58,10 @@ class Hub {
   /// a WEFT_BACKEND value that names no backend.
   explicit Hub(HubOptions options = {});
   /// Kills and unwinds the fibers still alive, then closes everything the hub
-  /// opened. Call on the thread that made it.
-  ~Hub();
+  /// opened. On the thread that made it: elsewhere it throws std::logic_error
+  /// and destroys nothing (the hub's ring, fds and fibers belong to that
+  /// thread and cannot be touched from this one; they are leaked).
+  ~Hub() noexcept(false);
   Hub(const Hub&) = delete;
   Hub& operator=(const Hub&) = delete;
 
@@ -61,24 +69,33 @@ class Hub {
   static Hub& current();
 
   /// Spawns a fiber on this hub; callable from this hub's thread, inside or
-  /// outside a fiber. Same semantics as weft::spawn.
+  /// outside a fiber. Same semantics as weft::spawn. From any other thread
+  /// (a fiber of another hub included) it throws std::logic_error: use post(),
+  /// or Runtime::spawn_on for hubs of a Runtime.
   template <detail::not_spawn_options F, class... Args>
   GreenThread<detail::spawn_result_t<F, Args...>> spawn(F&& f, Args&&... args) {
+    require_own_thread("weft::Hub::spawn");
     return weft::spawn(std::forward<F>(f), std::forward<Args>(args)...);
   }
   template <class F, class... Args>
   GreenThread<detail::spawn_result_t<F, Args...>> spawn(const SpawnOptions& options, F&& f,
                                                         Args&&... args) {
+    require_own_thread("weft::Hub::spawn");
     return weft::spawn(options, std::forward<F>(f), std::forward<Args>(args)...);
   }
 
   /// Runs `f` on this hub's thread, outside any fiber, at its next round.
-  /// Callable from any thread; never blocks.
+  /// Callable from any thread; never blocks. Throws std::invalid_argument if
+  /// `f` is empty.
   void post(detail::UniqueFunction<void()> f);
 
   /// One scheduling round: collects I/O completions, remote posts and due
   /// timers, waiting at most `max_wait` for one of them if no fiber is ready,
-  /// then runs every fiber that is ready.
+  /// then runs every fiber that is ready. A zero or negative `max_wait` does
+  /// not wait.
+  ///
+  /// run_once, run, run_until, kill_all and next_deadline are for this hub's
+  /// thread only, outside its fibers; elsewhere they throw std::logic_error.
   void run_once(std::chrono::nanoseconds max_wait = {});
   /// Runs rounds until nothing is left to do (no fiber alive or scheduled) or
   /// stop() is called.
@@ -107,6 +124,9 @@ class Hub {
   std::size_t live_fibers() const noexcept;
 
  private:
+  /// Throws std::logic_error unless called on the thread that made the hub.
+  void require_own_thread(const char* operation) const;
+
   std::unique_ptr<detail::HubCore> core_;
 };
 

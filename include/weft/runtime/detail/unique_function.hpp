@@ -3,6 +3,7 @@
 /// is C++23). Small callables live inline, bigger ones on the heap.
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <new>
 #include <type_traits>
@@ -13,6 +14,11 @@ namespace weft::detail {
 template <class Signature>
 class UniqueFunction;
 
+template <class T>
+inline constexpr bool is_std_function = false;
+template <class Signature>
+inline constexpr bool is_std_function<std::function<Signature>> = true;
+
 template <class R, class... Args>
 class UniqueFunction<R(Args...)> {
  public:
@@ -21,6 +27,11 @@ class UniqueFunction<R(Args...)> {
   template <class F, class = std::enable_if_t<!std::is_same_v<std::decay_t<F>, UniqueFunction>>>
   UniqueFunction(F&& f) {  // NOLINT: implicit like std::function
     using Fn = std::decay_t<F>;
+    // As std::function: a null pointer or an empty std::function makes an
+    // empty holder, which the callee can reject, not one that fails when called.
+    if constexpr (std::is_pointer_v<Fn> || std::is_member_pointer_v<Fn> || is_std_function<Fn>) {
+      if (!f) return;
+    }
     if constexpr (fits_inline<Fn>()) {
       ::new (static_cast<void*>(&storage_)) Fn(std::forward<F>(f));
       ops_ = &inline_ops<Fn>;
