@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -24,6 +25,31 @@ IoRequest request(Op op, void* buffer, std::size_t length) {
   r.length = std::min(length, IoRequest::max_length);
   r.stream = true;
   return r;
+}
+
+// Scatter and gather transfers go through recvmsg and sendmsg: sendmsg takes
+// MSG_NOSIGNAL (writev raises SIGPIPE when the peer has gone), and both are
+// stream transfers whose shortness the readiness tracking needs to see.
+IoRequest message_request(Op op, msghdr& message, iovec* buffers, int count) {
+  message = {};
+  message.msg_iov = buffers;
+  message.msg_iovlen = static_cast<std::size_t>(count);
+  std::size_t total = 0;
+  for (int i = 0; i < count; ++i)
+    total += buffers[i].iov_len;
+  IoRequest r;
+  r.op = op;
+  r.address = &message;
+  r.length = std::min(total, IoRequest::max_length);
+  r.stream = true;
+  return r;
+}
+
+void require_buffer_count(int count, const char* what) {
+  if (count < 0) {
+    throw std::invalid_argument(std::string(what) + ": a negative count of buffers (" +
+                                std::to_string(count) + ")");
+  }
 }
 
 std::size_t checked(int rc, const char* what) {
@@ -49,6 +75,9 @@ ByteStream::~ByteStream() {
 }
 
 std::size_t ByteStream::read_some(void* buffer, std::size_t size) {
+  if (size == 0) {  // 0 is the end of the stream: a read of nothing cannot answer
+    throw std::invalid_argument(std::string(names_->read_some) + ": a buffer of 0 bytes");
+  }
   auto r = request(Op::recv, buffer, size);
   return checked(socket_call(socket_, r, names_->read_some), names_->read_some);
 }
@@ -69,10 +98,12 @@ void ByteStream::read_exact(void* buffer, std::size_t size) {
 }
 
 std::size_t ByteStream::readv(const iovec* buffers, int count) {
-  IoRequest r;
-  r.op = Op::readv;
-  r.address = const_cast<iovec*>(buffers);
-  r.address_length = static_cast<unsigned>(count);
+  require_buffer_count(count, names_->readv);
+  msghdr message;
+  auto r = message_request(Op::recvmsg, message, const_cast<iovec*>(buffers), count);
+  if (r.length == 0) {
+    throw std::invalid_argument(std::string(names_->readv) + ": buffers of 0 bytes in all");
+  }
   return checked(socket_call(socket_, r, names_->readv), names_->readv);
 }
 
@@ -87,14 +118,14 @@ void ByteStream::write_all(const void* buffer, std::size_t size) {
 }
 
 std::size_t ByteStream::writev(const iovec* buffers, int count) {
+  require_buffer_count(count, names_->writev);
   std::vector<iovec> left(buffers, buffers + count);
   std::size_t total = 0;
   std::size_t first = 0;
   while (first < left.size()) {
-    IoRequest r;
-    r.op = Op::writev;
-    r.address = left.data() + first;
-    r.address_length = static_cast<unsigned>(left.size() - first);
+    msghdr message;
+    auto r = message_request(Op::sendmsg, message, left.data() + first,
+                             static_cast<int>(left.size() - first));
     std::size_t sent = checked(socket_call(socket_, r, names_->writev), names_->writev);
     total += sent;
     while (first < left.size() && sent >= left[first].iov_len) {

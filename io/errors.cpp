@@ -1,5 +1,7 @@
 #include <weft/io/errors.hpp>
 
+#include <netdb.h>
+
 namespace weft {
 
 namespace {
@@ -16,10 +18,21 @@ class IoCategory final : public std::error_category {
   }
 };
 
+class ResolverCategory final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "weft.resolver"; }
+  std::string message(int value) const override { return ::gai_strerror(value); }
+};
+
 }  // namespace
 
 const std::error_category& io_category() noexcept {
   static const IoCategory category;
+  return category;
+}
+
+const std::error_category& resolver_category() noexcept {
+  static const ResolverCategory category;
   return category;
 }
 

@@ -9,7 +9,11 @@
 #include <cerrno>
 #include <cstring>
 #include <optional>
+#include <stdexcept>
+#include <string>
 #include <system_error>
+
+#include <weft/io/errors.hpp>
 
 #include <weft/process/to_thread.hpp>
 
@@ -55,10 +59,8 @@ std::vector<SocketAddress> lookup(const std::string& host, int port, int socktyp
   addrinfo* found = nullptr;
   const std::string service = std::to_string(port);
   const int rc = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &found);
-  if (rc != 0) {
-    throw std::system_error(rc == EAI_SYSTEM ? errno : EHOSTUNREACH, std::generic_category(),
-                            "weft: resolving '" + host + "': " + ::gai_strerror(rc));
-  }
+  if (rc == EAI_SYSTEM) throw_errno(errno, "weft: resolving '" + host + "'");
+  if (rc != 0) throw std::system_error(rc, resolver_category(), "weft: resolving '" + host + "'");
   std::vector<SocketAddress> addresses;
   for (addrinfo* a = found; a; a = a->ai_next) {
     SocketAddress address;
@@ -76,6 +78,10 @@ std::vector<SocketAddress> resolve(const std::string& host, int port, int sockty
   if (port < 0 || port > 65535) {
     throw std::system_error(EINVAL, std::generic_category(),
                             "weft: port " + std::to_string(port) + " out of range");
+  }
+  if (host.find('\0') != std::string::npos) {
+    throw std::invalid_argument("weft: the host name '" + host.substr(0, host.find('\0')) +
+                                "\\0...' has a NUL byte in it");
   }
   SocketAddress numeric;
   if (parse_numeric(host, port, numeric)) return {numeric};

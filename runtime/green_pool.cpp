@@ -1,5 +1,8 @@
 #include <weft/runtime/green_pool.hpp>
 
+#include <stdexcept>
+#include <string>
+
 namespace weft {
 
 namespace detail {
@@ -38,7 +41,20 @@ void PoolState::hand_off_free_slots() noexcept {
 
 }  // namespace detail
 
-GreenPool::GreenPool(std::size_t size) : state_(std::make_shared<detail::PoolState>(size)) {}
+namespace {
+
+std::size_t checked_size(std::size_t size) {
+  if (size == 0) {
+    throw std::invalid_argument(
+        "weft::GreenPool: a pool made with size 0 could never run anything");
+  }
+  return size;
+}
+
+}  // namespace
+
+GreenPool::GreenPool(std::size_t size)
+    : state_(std::make_shared<detail::PoolState>(checked_size(size))) {}
 
 void GreenPool::waitall() {
   if (state_->caller_is_member()) {

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -114,7 +115,12 @@ void RuntimeState::hub_main(std::size_t index) noexcept {
   this_thread_runtime = this;
   std::optional<Hub> hub;
   try {
-    hub.emplace(hub_options);
+    try {
+      hub.emplace(hub_options);
+    } catch (const std::system_error& e) {
+      throw std::system_error(e.code(), "weft::Runtime: making hub " + std::to_string(index) +
+                                            " of " + std::to_string(hubs.size()) + ": " + e.what());
+    }
   } catch (...) {
     std::lock_guard lock(startup_mutex);
     if (!startup_error) startup_error = std::current_exception();
@@ -157,11 +163,25 @@ void RuntimeState::hub_main(std::size_t index) noexcept {
 
 }  // namespace detail
 
+namespace {
+
+std::thread start_hub_thread(detail::RuntimeState& state, std::size_t index) {
+  try {
+    return std::thread([&state, index] { state.hub_main(index); });
+  } catch (const std::system_error& e) {
+    throw std::system_error(e.code(), "weft::Runtime: starting the thread of hub " +
+                                          std::to_string(index) + " of " +
+                                          std::to_string(state.hubs.size()));
+  }
+}
+
+}  // namespace
+
 Runtime::Runtime(RuntimeOptions options) : state_(std::make_unique<detail::RuntimeState>(options)) {
   auto& state = *state_;
   try {
     for (std::size_t i = 0; i < state.hubs.size(); ++i)
-      state.hubs[i].thread = std::thread([&state, i] { state.hub_main(i); });
+      state.hubs[i].thread = start_hub_thread(state, i);
   } catch (...) {
     {
       std::lock_guard lock(state.startup_mutex);

@@ -1,5 +1,6 @@
 #include <weft/sync/semaphore.hpp>
 
+#include <limits>
 #include <stdexcept>
 #include <string>
 
@@ -68,6 +69,10 @@ void Semaphore::release() {
 
 void Semaphore::release_locked() {
   if (waiters_.unpark_one()) return;  // handed straight to the oldest waiter
+  if (count_ == std::numeric_limits<std::ptrdiff_t>::max()) {
+    throw std::overflow_error(
+        "weft::Semaphore::release: the count is at its maximum (PTRDIFF_MAX)");
+  }
   if (limit_ >= 0 && count_ >= limit_) {
     throw std::logic_error("weft::BoundedSemaphore: released too many times (above its count " +
                            std::to_string(limit_) + ")");

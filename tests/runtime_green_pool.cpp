@@ -573,10 +573,11 @@ TEST(GreenPool, GrowingAFullPoolLetsAsManyWaitingSpawnersInAsThereIsRoom) {
   });
 }
 
-TEST(GreenPool, PoolOfSizeZeroBlocksSpawnsUntilResized) {
+TEST(GreenPool, PoolResizedToZeroBlocksSpawnsUntilResizedUp) {
   weft::run([&] {
     weft::Timeout watchdog(kWatchdog);
-    weft::GreenPool pool(0);
+    weft::GreenPool pool(1);
+    pool.resize(0);
     Log log;
     EXPECT_EQ(pool.free(), 0);
     auto spawner = weft::spawn([&] {
@@ -892,4 +893,10 @@ TEST(GreenPool, RunningJobsOutliveThePoolObject) {
     pool.reset();
     EXPECT_EQ(job.wait(), 7);
   });
+}
+
+// Before: accepted, then every spawn waited for ever. (resize(0) pauses a
+// pool that has run, as in eventlet: see above.)
+TEST(GreenPool, ConstructingAPoolOfSizeZeroIsRejected) {
+  EXPECT_THROW(weft::GreenPool(0), std::invalid_argument);
 }

@@ -4,15 +4,19 @@
 
 #include <gtest/gtest.h>
 #include <pthread.h>
+#include <sys/resource.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <latch>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -554,4 +558,26 @@ TEST(RuntimeMultiHub, SyncObjectsAcrossRuntimeHubs) {
       total += c.wait();
     EXPECT_EQ(total, 2999L * 3000 / 2);
   });
+}
+
+// Before: "Resource temporarily unavailable" and nothing about what failed.
+// Run in a child whose fd limit leaves room for a few hubs only.
+TEST(RuntimeDeathTest, HubsThatCannotBeMadeSayWhichFailed) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        rlimit limit{};
+        ::getrlimit(RLIMIT_NOFILE, &limit);
+        limit.rlim_cur = 64;
+        ::setrlimit(RLIMIT_NOFILE, &limit);
+        std::string what;
+        try {
+          weft::Runtime runtime(weft::RuntimeOptions{.hubs = 64});
+        } catch (const std::system_error& e) {
+          what = e.what();
+        }
+        std::fprintf(stderr, "%s\n", what.c_str());
+        std::_Exit(what.find("weft::Runtime: making hub") != std::string::npos ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "weft::Runtime: making hub [0-9]+ of 64");
 }

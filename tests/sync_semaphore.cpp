@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdint>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -183,4 +184,14 @@ TEST(Semaphore, AcquireOutsideAHubThrowsNoHubErrorOnlyWhenItMustWait) {
   weft::Semaphore sem(1);
   sem.acquire();  // free: no wait, fine anywhere
   EXPECT_THROW(sem.acquire(), weft::NoHubError);
+}
+
+// Before: the count wrapped to PTRDIFF_MIN.
+TEST(Semaphore, ReleaseAtTheLargestCountThrowsOverflowError) {
+  weft::Semaphore semaphore(PTRDIFF_MAX);
+  EXPECT_THROW(semaphore.release(), std::overflow_error);
+  EXPECT_EQ(semaphore.balance(), PTRDIFF_MAX);
+  EXPECT_TRUE(semaphore.try_acquire());
+  semaphore.release();
+  EXPECT_EQ(semaphore.balance(), PTRDIFF_MAX);
 }

@@ -15,6 +15,11 @@ enum class io_errc {
 
 const std::error_category& io_category() noexcept;
 
+/// getaddrinfo's failures: the error values are its EAI_* codes and the
+/// messages gai_strerror's ("Name or service not known"). EAI_SYSTEM is
+/// reported as the errno it stands for, in std::generic_category().
+const std::error_category& resolver_category() noexcept;
+
 inline std::error_code make_error_code(io_errc e) noexcept {
   return {static_cast<int>(e), io_category()};
 }

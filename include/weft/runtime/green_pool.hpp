@@ -119,6 +119,8 @@ class InlineResult final : public GreenThreadState<R> {
 /// Runs at most `size` fibers at once. eventlet's GreenPool.
 class GreenPool {
  public:
+  /// Throws std::invalid_argument if `size` is 0 (every spawn would wait
+  /// for ever).
   explicit GreenPool(std::size_t size = 1000);
   GreenPool(const GreenPool&) = delete;
   GreenPool& operator=(const GreenPool&) = delete;
@@ -177,7 +179,7 @@ class GreenPool {
   std::size_t waiting() const noexcept { return state_->slot_waiters_.size(); }
   std::size_t size() const noexcept { return state_->size_; }
   /// Changes the bound; running jobs are not touched, waiting spawners wake
-  /// if there is room.
+  /// if there is room. 0 pauses the pool: spawns wait until it grows again.
   void resize(std::size_t size);
 
  private:

@@ -35,7 +35,8 @@ class Semaphore {
     return acquire_for_ns(detail::saturating_ns(timeout));
   }
   /// Gives a permit back. Never suspends. BoundedSemaphore throws
-  /// std::logic_error when that would exceed its initial count.
+  /// std::logic_error when that would exceed its initial count; any
+  /// semaphore throws std::overflow_error at PTRDIFF_MAX permits.
   void release();
   /// Free permits minus waiting fibers (negative when fibers wait).
   std::ptrdiff_t balance() const;

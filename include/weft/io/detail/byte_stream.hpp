@@ -33,16 +33,19 @@ class ByteStream {
   ByteStream& operator=(const ByteStream&) = delete;
 
   /// Reads what is there (at least one byte, waiting for it); 0 at end of
-  /// stream. A reset by the peer throws (connection_reset).
+  /// stream. A reset by the peer throws (connection_reset). A `size` of 0
+  /// throws std::invalid_argument (its answer could not be told from the end).
   std::size_t read_some(void* buffer, std::size_t size);
   /// Reads exactly `size` bytes; end of stream first throws io_errc::end_of_stream.
   void read_exact(void* buffer, std::size_t size);
-  /// Scatter read: as read_some over several buffers.
+  /// Scatter read: as read_some over several buffers. A negative `count`, or
+  /// buffers of 0 bytes in all, throw std::invalid_argument.
   std::size_t readv(const iovec* buffers, int count);
   /// Writes all `size` bytes. A peer that has gone throws (broken_pipe or
   /// connection_reset); never SIGPIPE.
   void write_all(const void* buffer, std::size_t size);
   /// Gather write: writes every byte of every buffer; returns the total.
+  /// Never SIGPIPE. A negative `count` throws std::invalid_argument.
   std::size_t writev(const iovec* buffers, int count);
 
   /// Half-closes the sending side (the peer reads end of stream).
