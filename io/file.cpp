@@ -9,10 +9,12 @@
 #include <string>
 #include <utility>
 
+#include <weft/process/to_thread.hpp>
 #include <weft/runtime/detail/fiber_base.hpp>
 
-#include "io/io_call.hpp"
 #include "io/socket_fd.hpp"
+#include "runtime/hub_core.hpp"
+#include "runtime/reactor/io_call.hpp"
 
 namespace weft {
 
@@ -20,10 +22,8 @@ namespace {
 
 using Op = detail::IoRequest::Op;
 
-// A fiber waits in run_io (the ring, or the thread cache on epoll); a plain
-// thread has nobody to yield to and makes the blocking call itself.
-int file_call(detail::IoRequest& r, std::uint64_t id, const char* what) {
-  if (detail::current_fiber()) return detail::run_io(r, id, what);
+// The call itself, blocking (-errno on failure).
+int blocking_file_call(const detail::IoRequest& r) {
   ssize_t rc = 0;
   switch (r.op) {
     case Op::read:
@@ -39,6 +39,16 @@ int file_call(detail::IoRequest& r, std::uint64_t id, const char* what) {
       return -EINVAL;
   }
   return rc < 0 ? -errno : static_cast<int>(rc);
+}
+
+// A fiber waits: for the ring on io_uring, for a cached thread on epoll
+// (readiness means nothing for files: the call would block the hub). A plain
+// thread has nobody to yield to and makes the blocking call itself.
+int file_call(detail::IoRequest& r, std::uint64_t id, const char* what) {
+  detail::HubCore* hub = detail::HubCore::current();
+  if (!hub || !detail::current_fiber()) return blocking_file_call(r);
+  if (hub->backend().runs_operations()) return detail::run_io(r, id, what);
+  return to_thread::run_sync([&r] { return blocking_file_call(r); });
 }
 
 detail::IoRequest positional(Op op, int fd, void* buffer, std::size_t length, off_t offset) {

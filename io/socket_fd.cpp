@@ -17,8 +17,8 @@
 
 #include <weft/process/to_thread.hpp>
 
-#include "io/accept_queue.hpp"
-#include "io/io_call.hpp"
+#include "runtime/reactor/accept_queue.hpp"
+#include "runtime/reactor/io_call.hpp"
 #include "runtime/hub_core.hpp"
 
 namespace weft::detail {

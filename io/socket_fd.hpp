@@ -11,7 +11,7 @@
 
 #include <weft/io/detail/socket_fd.hpp>
 
-#include "io/backend.hpp"
+#include "runtime/reactor/backend.hpp"
 
 namespace weft::detail {
 

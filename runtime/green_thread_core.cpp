@@ -18,9 +18,8 @@ void GreenThreadCore::wait_finished() {
   if (finished_.load(std::memory_order_relaxed)) return;
   // finish() sets the flag and unparks under the lock: one unpark is enough.
   Parked record;
-  if (waiters_.park(lock, record, "GreenThread::wait") == ParkEnd::unparked) return;
-  lock.unlock();
-  throw_pending_interrupt();  // killed or timed out while waiting (even if also unparked)
+  // Killed or timed out while waiting: thrown, even if also unparked.
+  waiters_.park_settled(lock, record, "GreenThread::wait", std::nullopt, [] {});
 }
 
 std::uint64_t GreenThreadCore::add_link(LinkCallback callback) {

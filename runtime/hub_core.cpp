@@ -2,9 +2,12 @@
 
 #include <cxxabi.h>
 #include <pthread.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <sstream>
 #include <system_error>
@@ -50,6 +53,24 @@ void forget_hub_in_child() noexcept {
   this_thread_hub = nullptr;
 }
 
+// weft's switch returns on another fiber's stack (context_switch.hpp), which
+// a shadow stack (x86 CET, Linux 6.6+, enabled through glibc) takes for an
+// attack: the process would die at the first switch. Say so at once instead.
+void refuse_shadow_stacks() {
+#if defined(__x86_64__)
+  constexpr int arch_shstk_status = 0x5005;   // ARCH_SHSTK_STATUS
+  constexpr unsigned long shstk_enabled = 1;  // ARCH_SHSTK_SHSTK
+  unsigned long features = 0;
+  if (::syscall(SYS_arch_prctl, arch_shstk_status, &features) == 0 &&
+      (features & shstk_enabled) != 0) {
+    throw std::system_error(ENOTSUP, std::generic_category(),
+                            "weft: this thread runs with a shadow stack (x86 CET), which weft's "
+                            "fiber switch does not support; run without it "
+                            "(GLIBC_TUNABLES=glibc.cpu.x86_shstk=off)");
+  }
+#endif
+}
+
 void forget_hubs_on_fork() {
   static const int installed = ::pthread_atfork(nullptr, nullptr, forget_hub_in_child);
   if (installed != 0) throw std::system_error(installed, std::generic_category(), "pthread_atfork");
@@ -67,6 +88,7 @@ HubCore::HubCore(Hub& owner, const HubOptions& options)
   if (this_thread_hub) {
     throw std::logic_error("weft: this thread already runs a hub (one hub per thread)");
   }
+  refuse_shadow_stacks();
   forget_hubs_on_fork();
   loop_context_.state_ = FiberState::running;
   loop_context_.tsan_fiber_ = tsan_current_fiber();

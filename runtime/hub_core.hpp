@@ -25,7 +25,7 @@
 #include <weft/runtime/detail/fiber_base.hpp>
 #include <weft/runtime/hub.hpp>
 
-#include "io/backend.hpp"
+#include "runtime/reactor/backend.hpp"
 #include "runtime/context_switch.hpp"
 #include "runtime/remote_queue.hpp"
 #include "runtime/stack_pool.hpp"

@@ -31,19 +31,9 @@ class CapacityLimiterState {
     }
     Waiter waiter;
     waiter.borrower = borrower;
-    switch (waiters_.park(lock, waiter, "CapacityLimiter::acquire", deadline_ns)) {
-      case ParkEnd::unparked:
-        return true;  // the releaser made us a borrower
-      case ParkEnd::timed_out:
-        return false;
-      case ParkEnd::unparked_and_interrupted:
-        release_locked(borrower);
-        [[fallthrough]];
-      case ParkEnd::interrupted:
-        break;
-    }
-    lock.unlock();
-    throw_pending_interrupt();
+    // The releaser makes the waiter a borrower; one leaving passes it on.
+    return waiters_.park_settled(lock, waiter, "CapacityLimiter::acquire", deadline_ns,
+                                 [&] { release_locked(borrower); });
   }
 
   void release(const void* borrower) {

@@ -33,19 +33,8 @@ bool Mutex::lock_until(std::optional<std::int64_t> deadline_ns, const char* reas
   }
   Waiter waiter;
   waiter.actor = self;
-  switch (waiters_.park(lock, waiter, reason, deadline_ns)) {
-    case detail::ParkEnd::unparked:
-      return true;  // unlock() made us the owner
-    case detail::ParkEnd::timed_out:
-      return false;
-    case detail::ParkEnd::unparked_and_interrupted:
-      unlock_locked();  // handed to us, but we are leaving: pass it on
-      [[fallthrough]];
-    case detail::ParkEnd::interrupted:
-      break;
-  }
-  lock.unlock();
-  detail::throw_pending_interrupt();
+  // unlock() makes the waiter the owner; one leaving passes it on.
+  return waiters_.park_settled(lock, waiter, reason, deadline_ns, [&] { unlock_locked(); });
 }
 
 void Mutex::unlock() {

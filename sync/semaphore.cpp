@@ -47,19 +47,8 @@ bool Semaphore::acquire_until(std::optional<std::int64_t> deadline_ns, const cha
     return true;
   }
   detail::Parked waiter;
-  switch (waiters_.park(lock, waiter, reason, deadline_ns)) {
-    case detail::ParkEnd::unparked:
-      return true;  // release() handed its permit over
-    case detail::ParkEnd::timed_out:
-      return false;
-    case detail::ParkEnd::unparked_and_interrupted:
-      release_locked();  // not ours to keep: the next waiter gets it
-      [[fallthrough]];
-    case detail::ParkEnd::interrupted:
-      break;
-  }
-  lock.unlock();
-  detail::throw_pending_interrupt();
+  // release() hands its permit to the waiter; one leaving passes it on.
+  return waiters_.park_settled(lock, waiter, reason, deadline_ns, [&] { release_locked(); });
 }
 
 void Semaphore::release() {

@@ -60,7 +60,7 @@ class File {
   File(int fd, std::string path) noexcept;
 
   int fd_ = -1;
-  std::uint64_t id_ = 0;  // names the open file for the backend (see io/backend.hpp)
+  std::uint64_t id_ = 0;  // names the open file for the backend (see runtime/reactor/backend.hpp)
   std::string path_;
 };
 

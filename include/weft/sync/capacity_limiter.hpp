@@ -8,7 +8,7 @@
 #include <memory>
 #include <optional>
 
-#include <weft/sync/detail/parking.hpp>
+#include <weft/runtime/detail/parking.hpp>
 
 namespace weft {
 

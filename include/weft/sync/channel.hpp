@@ -7,7 +7,7 @@
 #include <optional>
 #include <utility>
 
-#include <weft/sync/detail/parking.hpp>
+#include <weft/runtime/detail/parking.hpp>
 
 namespace weft {
 
@@ -89,34 +89,19 @@ class Channel {
     if (hand_to_getter(item)) return true;
     Putter putter;
     putter.item = &item;
-    switch (putters_.park(lock, putter, reason, deadline_ns)) {
-      case detail::ParkEnd::unparked:
-      case detail::ParkEnd::unparked_and_interrupted:  // delivered: the interrupt waits
-        return true;
-      case detail::ParkEnd::timed_out:
-        return false;
-      case detail::ParkEnd::interrupted:
-        break;
-    }
-    lock.unlock();
-    detail::throw_pending_interrupt();
+    // Delivered is delivered: an interrupt that came too waits.
+    return putters_.park_settled(lock, putter, reason, deadline_ns, detail::KeepWhatWasHanded{});
   }
 
   std::optional<T> get_until(std::optional<std::int64_t> deadline_ns, const char* reason) {
     detail::SpinGuard lock(lock_);
     if (auto item = take_from_putter()) return item;
     Getter getter;
-    switch (getters_.park(lock, getter, reason, deadline_ns)) {
-      case detail::ParkEnd::unparked:
-      case detail::ParkEnd::unparked_and_interrupted:  // ours now: the interrupt waits
-        return std::move(getter.item);
-      case detail::ParkEnd::timed_out:
-        return std::nullopt;
-      case detail::ParkEnd::interrupted:
-        break;
+    // The item is ours once handed over: an interrupt that came too waits.
+    if (!getters_.park_settled(lock, getter, reason, deadline_ns, detail::KeepWhatWasHanded{})) {
+      return std::nullopt;
     }
-    lock.unlock();
-    detail::throw_pending_interrupt();
+    return std::move(getter.item);
   }
 
   mutable detail::SpinLock lock_;

@@ -7,7 +7,7 @@
 #include <mutex>
 #include <optional>
 
-#include <weft/sync/detail/parking.hpp>
+#include <weft/runtime/detail/parking.hpp>
 #include <weft/sync/mutex.hpp>
 
 namespace weft {

@@ -10,7 +10,7 @@
 #include <utility>
 #include <variant>
 
-#include <weft/sync/detail/parking.hpp>
+#include <weft/runtime/detail/parking.hpp>
 
 namespace weft {
 
@@ -50,10 +50,7 @@ class Event {
     detail::SpinGuard lock(lock_);
     if (sent()) return take(value_, error_);
     Waiter waiter;
-    if (waiters_.park(lock, waiter, "Event::wait") != detail::ParkEnd::unparked) {
-      lock.unlock();
-      detail::throw_pending_interrupt();
-    }
+    waiters_.park_settled(lock, waiter, "Event::wait", std::nullopt, [] {});
     return take(std::move(waiter.value), waiter.error);
   }
 
@@ -65,15 +62,11 @@ class Event {
     detail::SpinGuard lock(lock_);
     if (!sent()) {
       Waiter waiter;
-      switch (waiters_.park(lock, waiter, "Event::wait_for", deadline)) {
-        case detail::ParkEnd::unparked:
-          return take_for(std::move(waiter.value), waiter.error);
-        case detail::ParkEnd::timed_out:
-          return ForResult{};
-        default:
-          lock.unlock();
-          detail::throw_pending_interrupt();
+      // A sent value is not used up by a waiter: nothing to give back.
+      if (!waiters_.park_settled(lock, waiter, "Event::wait_for", deadline, [] {})) {
+        return ForResult{};
       }
+      return take_for(std::move(waiter.value), waiter.error);
     }
     return take_for(value_, error_);
   }

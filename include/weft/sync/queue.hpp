@@ -13,7 +13,7 @@
 #include <utility>
 #include <vector>
 
-#include <weft/sync/detail/parking.hpp>
+#include <weft/runtime/detail/parking.hpp>
 
 namespace weft {
 
@@ -188,43 +188,27 @@ class QueueCore {
       return true;
     }
     Parked putter;
-    switch (putters_.park(lock, putter, reason, deadline_ns)) {
-      case ParkEnd::unparked:
-        lock.lock();
-        --reserved_;
-        store(std::move(item));
-        grant_free_slots();  // handed straight to a getter: the slot is free again
-        return true;
-      case ParkEnd::timed_out:
-        return false;
-      case ParkEnd::unparked_and_interrupted:
-        --reserved_;
-        grant_free_slots();  // the slot goes to the next putter
-        [[fallthrough]];
-      case ParkEnd::interrupted:
-        break;
-    }
-    lock.unlock();
-    throw_pending_interrupt();
+    const bool granted = putters_.park_settled(lock, putter, reason, deadline_ns, [&] {
+      --reserved_;
+      grant_free_slots();  // the slot goes to the next putter
+    });
+    if (!granted) return false;
+    lock.lock();
+    --reserved_;
+    store(std::move(item));
+    grant_free_slots();  // handed straight to a getter: the slot is free again
+    return true;
   }
 
   std::optional<T> get_until(std::optional<std::int64_t> deadline_ns, const char* reason) {
     SpinGuard lock(lock_);
     if (items_.size() != 0) return take();
     Getter getter;
-    switch (getters_.park(lock, getter, reason, deadline_ns)) {
-      case ParkEnd::unparked:
-        return std::move(getter.item);
-      case ParkEnd::timed_out:
-        return std::nullopt;
-      case ParkEnd::unparked_and_interrupted:
-        give_back(std::move(*getter.item));
-        [[fallthrough]];
-      case ParkEnd::interrupted:
-        break;
+    if (!getters_.park_settled(lock, getter, reason, deadline_ns,
+                               [&] { give_back(std::move(*getter.item)); })) {
+      return std::nullopt;
     }
-    lock.unlock();
-    throw_pending_interrupt();
+    return std::move(getter.item);
   }
 
   void give_back(T&& item) {

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <optional>
 
-#include <weft/sync/detail/parking.hpp>
+#include <weft/runtime/detail/parking.hpp>
 
 namespace weft {
 

@@ -10,7 +10,7 @@ class AcceptQueue;
 
 struct SocketFd {
   int fd = -1;
-  std::uint64_t id = 0;                 // names the open file (see io/backend.hpp, watch)
+  std::uint64_t id = 0;                 // names the open file (see runtime/reactor/backend.hpp, watch)
   bool nonblocking = false;             // its O_NONBLOCK, as last set
   AcceptQueue* accept_queue = nullptr;  // listeners on io_uring: the multishot accept
   std::uint32_t calls_waiting = 0;      // fibers inside a call on it (close wakes them)

@@ -102,7 +102,7 @@ class FiberBase : public ListHook<ReadyTag>, public ListHook<LiveTag> {
   HubCore* hub_ = nullptr;
   FiberState state_ = FiberState::created;
   std::atomic<bool> has_run_{false};  // read by started() from any thread
-  std::uint32_t suspend_epoch_ = 0;   // counts suspensions; see sync/detail/parking.hpp
+  std::uint32_t suspend_epoch_ = 0;   // counts suspensions; see runtime/detail/parking.hpp
   const char* wait_reason_ = "start";
   InterruptHook* interrupt_hook_ = nullptr;
   std::exception_ptr interrupt_;
@@ -132,7 +132,7 @@ struct Waiter : ListHook<WaitTag> {
 };
 
 /// FIFO queue of fibers of one hub waiting for something (GreenPool). What
-/// fibers of several hubs may wait on uses ParkingLot (sync/detail/parking.hpp).
+/// fibers of several hubs may wait on uses ParkingLot (runtime/detail/parking.hpp).
 class WaitQueue {
  public:
   WaitQueue() = default;

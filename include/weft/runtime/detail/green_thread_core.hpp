@@ -14,7 +14,7 @@
 
 #include <weft/runtime/detail/fiber_base.hpp>
 #include <weft/runtime/detail/unique_function.hpp>
-#include <weft/sync/detail/parking.hpp>
+#include <weft/runtime/detail/parking.hpp>
 
 namespace weft::detail {
 

@@ -43,7 +43,7 @@ struct FdWatcher : IoCompletion {
 };
 
 /// One I/O operation, described as the kernel takes it. Lives on the stack
-/// of the fiber that waits for it (io/io_call.hpp).
+/// of the fiber that waits for it (runtime/reactor/io_call.hpp).
 struct IoRequest : IoCompletion {
   /// The most one call may ask for: the kernel moves at most this much per
   /// call (MAX_RW_COUNT), and run_io's result is an int.
@@ -131,7 +131,7 @@ class Backend {
   /// operation goes on, and a last time without it (after cancel(), an error,
   /// or when the hub is destroyed). No fiber waits for it, so it does not keep
   /// the hub busy. Returns false where the backend or kernel lacks it. One per
-  /// listener: its receiver (io/accept_queue.hpp) shares the connections out
+  /// listener: its receiver (runtime/reactor/accept_queue.hpp) shares the connections out
   /// among the fibers waiting in accept().
   virtual bool start_multishot_accept(int fd, IoCompletion* receiver) = 0;
 

@@ -1,4 +1,4 @@
-#include "io/accept_queue.hpp"
+#include "runtime/reactor/accept_queue.hpp"
 
 #include <liburing.h>
 #include <unistd.h>

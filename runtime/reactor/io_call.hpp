@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-#include "io/backend.hpp"
+#include "runtime/reactor/backend.hpp"
 
 namespace weft::detail {
 
@@ -16,9 +16,9 @@ std::uint64_t next_fd_id() noexcept;
 /// a signal's -EINTR is retried, except for connect).
 ///
 /// io_uring runs it in the kernel. epoll makes the non-blocking call and
-/// waits for readiness in between (the fd must be non-blocking); file calls
-/// (fsync, or a read/write at an offset) go to the thread cache instead, as
-/// epoll cannot wait for files.
+/// waits for readiness in between (the fd must be non-blocking); it cannot
+/// wait for files (fsync, or a read/write at an offset): io/file.cpp hands
+/// those to a cached thread instead, and here they throw std::logic_error.
 ///
 /// A kill or Timeout: with an operation in the kernel, it is cancelled there
 /// and this returns only once the kernel has let go of the buffers. If the

@@ -1,4 +1,4 @@
-#include <weft/sync/detail/parking.hpp>
+#include <weft/runtime/detail/parking.hpp>
 
 #include <sched.h>
 

@@ -17,7 +17,7 @@
 #include <cstdint>
 #include <deque>
 
-#include "io/backend.hpp"
+#include "runtime/reactor/backend.hpp"
 
 namespace weft::detail {
 

@@ -13,8 +13,8 @@
 #include <utility>
 #include <vector>
 
-#include "io/backend.hpp"
-#include "io/fd_line.hpp"
+#include "runtime/reactor/backend.hpp"
+#include "runtime/reactor/fd_line.hpp"
 
 namespace weft::detail {
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <system_error>
 
-#include "io/backend.hpp"
+#include "runtime/reactor/backend.hpp"
 
 #ifndef WEFT_DEFAULT_BACKEND
 #define WEFT_DEFAULT_BACKEND 0

@@ -5,7 +5,7 @@
 
 #include <cstddef>
 
-#include "io/backend.hpp"
+#include "runtime/reactor/backend.hpp"
 
 namespace weft::detail {
 

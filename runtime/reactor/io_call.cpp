@@ -1,4 +1,4 @@
-#include "io/io_call.hpp"
+#include "runtime/reactor/io_call.hpp"
 
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -8,8 +8,9 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <stdexcept>
+#include <string>
 
-#include <weft/process/to_thread.hpp>
 #include <weft/runtime/sleep.hpp>
 #include <weft/runtime/timeout.hpp>
 
@@ -160,8 +161,8 @@ bool is_file_call(const IoRequest& r) noexcept {
 int run_with_readiness(HubCore& hub, FiberBase& self, IoRequest& request, std::uint64_t fd_id,
                        const char* what) {
   if (is_file_call(request)) {
-    // Files are always "ready" to epoll: the call would block the hub.
-    return to_thread::run_sync([&request] { return call_now(request); });
+    // Readiness means nothing for files: io/file.cpp hands them to a thread.
+    throw std::logic_error(std::string(what) + ": a file call on a readiness backend");
   }
   const bool for_write = waits_for_write(request.op);
   if (request.op == IoRequest::Op::connect) {

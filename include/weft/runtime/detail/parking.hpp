@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <mutex>
 #include <optional>
+#include <type_traits>
 #include <utility>
 
 #include <weft/runtime/detail/deadline.hpp>
@@ -65,6 +66,10 @@ struct Parked : ListHook<ParkTag> {
   bool unparked = false;
 };
 
+/// Throws the kill or Timeout pending for the calling fiber (after a park that
+/// ended with one).
+[[noreturn]] void throw_pending_interrupt();
+
 /// How a park ended. After `unparked` the lock is NOT held (the common case
 /// needs nothing more from the object: the unparker handed everything over);
 /// after the others it is held again.
@@ -73,6 +78,12 @@ enum class ParkEnd : std::uint8_t {
   unparked_and_interrupted,  // handed it, but a kill or Timeout is pending too
   interrupted,               // kill or Timeout first; no longer parked
   timed_out,                 // deadline first; no longer parked
+};
+
+/// For park_settled: a fiber handed what it waited for keeps it even when a
+/// kill or Timeout came too; the interrupt waits for its next suspension point.
+struct KeepWhatWasHanded {
+  void operator()() const noexcept {}
 };
 
 /// A FIFO of parked fibers. Every member function needs the owner's lock.
@@ -97,6 +108,34 @@ class ParkingLot {
                std::optional<std::int64_t> deadline_ns = std::nullopt) {
     return park_record(lock, record, reason, deadline_ns, true);
   }
+  /// park(), with how it ended settled the same way for every sync object:
+  /// true if the fiber was handed what it waited for (lock not held), false
+  /// if the deadline passed first (lock held). A kill or Timeout is thrown;
+  /// if the fiber had been handed what it waited for as well, `give_back()`
+  /// (lock held) first passes it on to the next waiter, or, with
+  /// KeepWhatWasHanded, the fiber keeps it and true is returned.
+  template <class GiveBack>
+  bool park_settled(SpinGuard& lock, Parked& record, const char* reason,
+                    std::optional<std::int64_t> deadline_ns, GiveBack&& give_back) {
+    switch (park(lock, record, reason, deadline_ns)) {
+      case ParkEnd::unparked:
+        return true;
+      case ParkEnd::timed_out:
+        return false;
+      case ParkEnd::unparked_and_interrupted:
+        if constexpr (std::is_same_v<std::decay_t<GiveBack>, KeepWhatWasHanded>) {
+          lock.unlock();
+          return true;
+        }
+        give_back();
+        break;
+      case ParkEnd::interrupted:
+        break;
+    }
+    lock.unlock();
+    throw_pending_interrupt();
+  }
+
   /// As park(), but a kill or Timeout neither stops nor prevents it: it stays
   /// pending for the caller to throw. For re-taking a lock that must be held
   /// again before anything is thrown (ConditionVariable::wait).
@@ -121,9 +160,6 @@ class ParkingLot {
   IntrusiveList<Parked, ParkTag> parked_;
 };
 
-/// Throws the kill or Timeout pending for the calling fiber (after a park that
-/// ended with one).
-[[noreturn]] void throw_pending_interrupt();
 /// Throws the calling fiber's pending kill or Timeout, if it has one (before
 /// giving anything up in order to park).
 void throw_if_interrupted(const char* operation);
