@@ -3,6 +3,9 @@
 #include <sched.h>
 
 #include <limits>
+#include <string>
+
+#include <weft/runtime/errors.hpp>
 
 #include "runtime/hub_core.hpp"
 
@@ -118,6 +121,13 @@ std::size_t ParkingLot::unpark_all() noexcept {
 void throw_pending_interrupt() {
   HubCore& hub = current_hub_core("weft sync");
   HubCore::rethrow_interrupt(hub.require_fiber("weft sync"));
+}
+
+void require_fiber(const char* operation) {
+  if (!current_fiber()) [[unlikely]] {
+    throw NoHubError(std::string(operation) +
+                     ": may wait, so it is for fibers (from a plain thread: the try_ form)");
+  }
 }
 
 void throw_if_interrupted(const char* operation) {

@@ -23,6 +23,7 @@ class CapacityLimiterState {
   }
 
   bool acquire_until(const void* borrower, std::optional<std::int64_t> deadline_ns) {
+    require_fiber("weft::CapacityLimiter::acquire");
     SpinGuard lock(lock_);
     check_not_borrowing(borrower);
     if (borrowers_.size() < total_ && waiters_.empty()) {

@@ -21,6 +21,7 @@ bool Mutex::try_lock_for_ns(std::chrono::nanoseconds timeout) {
 }
 
 bool Mutex::lock_until(std::optional<std::int64_t> deadline_ns, const char* reason) {
+  detail::require_fiber(reason);
   const void* self = detail::current_actor();
   detail::SpinGuard lock(lock_);
   if (!owner_ && waiters_.empty()) {

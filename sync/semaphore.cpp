@@ -39,6 +39,7 @@ bool Semaphore::acquire_for_ns(std::chrono::nanoseconds timeout) {
 }
 
 bool Semaphore::acquire_until(std::optional<std::int64_t> deadline_ns, const char* reason) {
+  detail::require_fiber(reason);
   detail::SpinGuard lock(lock_);
   // No barging: a newcomer queues behind earlier waiters even if a permit is
   // free (eventlet#136).

@@ -79,7 +79,7 @@ TEST(CapacityLimiter, ReleaseByANonBorrowerThrowsLogicError) {
   weft::CapacityLimiter limiter(2);
   EXPECT_THROW(limiter.release(), std::logic_error);
   int other;
-  limiter.acquire_on_behalf_of(&other);
+  EXPECT_TRUE(limiter.try_acquire_on_behalf_of(&other));
   EXPECT_THROW(limiter.release(), std::logic_error);
   limiter.release_on_behalf_of(&other);
   EXPECT_EQ(limiter.borrowed_tokens(), 0u);

@@ -180,9 +180,12 @@ TEST(BoundedSemaphore, ReleaseAboveTheInitialCountThrowsLogicError) {
   EXPECT_EQ(sem.balance(), 2);
 }
 
-TEST(Semaphore, AcquireOutsideAHubThrowsNoHubErrorOnlyWhenItMustWait) {
+// The rule for plain threads (sync_plain_threads): a call that may wait is
+// for fibers, free or not (before: it worked while a permit was free).
+TEST(Semaphore, AcquireOutsideAHubThrowsNoHubErrorEvenWhenFree) {
   weft::Semaphore sem(1);
-  sem.acquire();  // free: no wait, fine anywhere
+  EXPECT_THROW(sem.acquire(), weft::NoHubError);
+  EXPECT_TRUE(sem.try_acquire());
   EXPECT_THROW(sem.acquire(), weft::NoHubError);
 }
 

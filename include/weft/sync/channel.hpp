@@ -85,6 +85,7 @@ class Channel {
   }
 
   bool put_until(T& item, std::optional<std::int64_t> deadline_ns, const char* reason) {
+    detail::require_fiber(reason);
     detail::SpinGuard lock(lock_);
     if (hand_to_getter(item)) return true;
     Putter putter;
@@ -94,6 +95,7 @@ class Channel {
   }
 
   std::optional<T> get_until(std::optional<std::int64_t> deadline_ns, const char* reason) {
+    detail::require_fiber(reason);
     detail::SpinGuard lock(lock_);
     if (auto item = take_from_putter()) return item;
     Getter getter;

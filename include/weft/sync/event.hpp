@@ -47,6 +47,7 @@ class Event {
   /// Waits until the event is sent (a suspension point unless it already
   /// was); returns the value or rethrows the exception sent. From a fiber.
   T wait() {
+    detail::require_fiber("weft::Event::wait");
     detail::SpinGuard lock(lock_);
     if (sent()) return take(value_, error_);
     Waiter waiter;
@@ -58,6 +59,7 @@ class Event {
   /// Event<void>) then, never an exception. From a fiber.
   template <class Rep, class Period>
   ForResult wait_for(std::chrono::duration<Rep, Period> timeout) {
+    detail::require_fiber("weft::Event::wait_for");
     const auto deadline = detail::deadline_after(timeout);
     detail::SpinGuard lock(lock_);
     if (!sent()) {

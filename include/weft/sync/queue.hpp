@@ -182,6 +182,7 @@ class QueueCore {
   }
 
   bool put_until(T&& item, std::optional<std::int64_t> deadline_ns, const char* reason) {
+    if (maxsize_ != 0) require_fiber(reason);  // unbounded: never waits, any thread
     SpinGuard lock(lock_);
     if (has_room()) {
       store(std::move(item));
@@ -201,6 +202,7 @@ class QueueCore {
   }
 
   std::optional<T> get_until(std::optional<std::int64_t> deadline_ns, const char* reason) {
+    require_fiber(reason);
     SpinGuard lock(lock_);
     if (items_.size() != 0) return take();
     Getter getter;

@@ -160,6 +160,13 @@ class ParkingLot {
   IntrusiveList<Parked, ParkTag> parked_;
 };
 
+/// The rule for calls that may wait (acquire, lock, get, a bounded put, wait):
+/// they are for fibers. Outside a fiber they throw NoHubError up front, whether
+/// or not they would have had to wait, so that a program does not work until
+/// the day the object is contended. Plain threads use the try_ forms and the
+/// giving side (release, unlock, send, put on an unbounded queue, notify).
+void require_fiber(const char* operation);
+
 /// Throws the calling fiber's pending kill or Timeout, if it has one (before
 /// giving anything up in order to park).
 void throw_if_interrupted(const char* operation);
