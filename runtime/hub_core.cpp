@@ -194,8 +194,13 @@ void HubCore::kill_all() {
 
 void HubCore::interrupt(FiberBase* fiber, std::exception_ptr error, std::uint64_t source) noexcept {
   if (fiber->state_ == FiberState::dead || fiber->state_ == FiberState::created) return;
-  // A pending kill is never replaced; a kill replaces a pending Timeout.
-  if (fiber->interrupt_ && (fiber->interrupt_source_ == 0 || source != 0)) return;
+  // A pending kill is never replaced; a kill replaces a pending Timeout, and
+  // so does an older (outer) Timeout: its error unwinds through the newer
+  // one's scope, whereas dropping it would leave the outer scope, once the
+  // inner has caught its error, without a deadline.
+  if (fiber->interrupt_ &&
+      (fiber->interrupt_source_ == 0 || (source != 0 && source > fiber->interrupt_source_)))
+    return;
   fiber->interrupt_ = std::move(error);
   fiber->interrupt_source_ = source;
   if (fiber->state_ != FiberState::suspended) return;  // ready: throws when it resumes

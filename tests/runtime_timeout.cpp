@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <thread>
 
 #include <weft/weft.hpp>
 
@@ -77,6 +78,31 @@ TEST(Timeout, NestedInnerFiresFirstAndTheOuterStaysPending) {
       EXPECT_TRUE(e.is(inner));
       EXPECT_FALSE(e.is(outer));
       EXPECT_TRUE(outer.pending());
+    }
+  });
+}
+
+TEST(Timeout, AnOuterTimeoutDueInTheSameRoundAsAnInnerOneIsNotLost) {
+  // Found by runtime_stress (mostly on epoll, whose waits round up to whole
+  // milliseconds): the inner Timeout fired, then the outer one in the same
+  // round found the inner's TimeoutError pending and was dropped; once the
+  // inner scope had caught its error, the fiber ran on with no deadline.
+  weft::run([] {
+    weft::Timeout outer(2ms);
+    try {
+      {
+        weft::Timeout inner(1ms);
+        std::this_thread::sleep_for(5ms);  // both deadlines pass before the hub looks
+        try {
+          weft::yield();  // the round fires the inner, then the outer
+        } catch (const weft::TimeoutError& e) {
+          if (!e.is(inner)) throw;
+        }
+      }
+      weft::sleep(50ms);
+      ADD_FAILURE() << "the outer Timeout expired, yet nothing was thrown";
+    } catch (const weft::TimeoutError& e) {
+      EXPECT_TRUE(e.is(outer));
     }
   });
 }
