@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <exception>
 #include <sstream>
 #include <system_error>
 
@@ -71,6 +73,38 @@ void refuse_shadow_stacks() {
 #endif
 }
 
+// A kill that nobody catches ends the program: weft::run or Runtime::run
+// rethrows the FiberExit of a main fiber that was killed. FiberExit is not a
+// std::exception (a catch-all for std::exception must not swallow a kill), so
+// the C++ runtime's message would name only its type: say what it means
+// first, then let the handler that was installed before this one go on.
+std::terminate_handler terminate_before_weft = nullptr;
+
+[[noreturn]] void terminate_explaining_fiber_exit() noexcept {
+  if (std::exception_ptr current = std::current_exception()) {
+    try {
+      std::rethrow_exception(current);
+    } catch (const FiberExit& e) {
+      std::fprintf(stderr,
+                   "weft: %s, and nothing caught the FiberExit: a fiber whose outcome this "
+                   "thread waited for (weft::run's main, Runtime::run's main, a "
+                   "GreenThread::wait) was killed; catch weft::FiberExit there to handle it\n",
+                   e.what());
+    } catch (...) {
+    }
+  }
+  if (terminate_before_weft) terminate_before_weft();
+  std::abort();
+}
+
+void explain_fiber_exit_at_terminate() {
+  static const bool installed = [] {
+    terminate_before_weft = std::set_terminate(terminate_explaining_fiber_exit);
+    return true;
+  }();
+  static_cast<void>(installed);
+}
+
 void forget_hubs_on_fork() {
   static const int installed = ::pthread_atfork(nullptr, nullptr, forget_hub_in_child);
   if (installed != 0) throw std::system_error(installed, std::generic_category(), "pthread_atfork");
@@ -90,6 +124,7 @@ HubCore::HubCore(Hub& owner, const HubOptions& options)
   }
   refuse_shadow_stacks();
   forget_hubs_on_fork();
+  explain_fiber_exit_at_terminate();
   loop_context_.state_ = FiberState::running;
   loop_context_.tsan_fiber_ = tsan_current_fiber();
   loop_context_.set_name("hub");

@@ -3,6 +3,8 @@
 #include <dirent.h>
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include <string>
 
 #include <weft/weft.hpp>
@@ -97,4 +99,19 @@ TEST(Run, ReportsTheBackendItRunsOn) {
       EXPECT_EQ(name, forced);
     }
   });
+}
+
+// Before: "terminate called after throwing an instance of 'weft::FiberExit'"
+// and nothing more. (On a thread of its own, so that the FiberExit leaves the
+// thread's function and reaches std::terminate, as it does when it leaves
+// main.)
+TEST(RunDeathTest, AnUncaughtKillOfMainSaysWhatHappened) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(std::thread([] { weft::run([] { throw weft::FiberExit{}; }); }).join(),
+               "weft: weft::FiberExit: fiber killed, and nothing caught the FiberExit");
+  EXPECT_DEATH(std::thread([] {
+                 weft::Runtime runtime(weft::RuntimeOptions{.hubs = 1});
+                 runtime.run([] { throw weft::FiberExit{}; });
+               }).join(),
+               "nothing caught the FiberExit");
 }
