@@ -272,6 +272,7 @@ void HubCore::fiber_entry(ctx::transfer_t from) noexcept {
   HubCore* hub = this_thread_hub;
   hub->after_resume(from);
   hub->current_->run_body();
+  hub->current_->destroy_locals();  // still in the fiber, on its stack
   hub->exit_running_fiber();
 }
 

@@ -53,11 +53,12 @@ class LoopContext final : public FiberBase {
   void abort_before_start(std::exception_ptr) noexcept override {}
 };
 
-/// Read access to a fiber's stack for the stack-overflow reporter.
+/// Access to a fiber's innards for the stack-overflow reporter and FiberLocal.
 struct FiberAccess {
   static const void* stack_base(const FiberBase& f) noexcept { return f.stack_base_; }
   static std::size_t stack_size(const FiberBase& f) noexcept { return f.stack_size_; }
   static HubCore* hub(const FiberBase& f) noexcept { return f.hub_; }
+  static LocalStorage*& locals(FiberBase& f) noexcept { return f.locals_; }
 };
 
 class HubCore {

@@ -7,6 +7,7 @@ packages=(
   build-essential g++ pkg-config meson ninja-build
   liburing-dev libboost-context-dev libboost-fiber-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  gdb  # the gdb_script test drives scripts/weft-gdb.py
   wrk  # drives examples/http_server in the benchmarks
 )
 

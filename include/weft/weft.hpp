@@ -11,6 +11,7 @@
 #include <weft/process/to_thread.hpp>
 #include <weft/runtime/debug.hpp>
 #include <weft/runtime/errors.hpp>
+#include <weft/runtime/fiber_local.hpp>
 #include <weft/runtime/green_pool.hpp>
 #include <weft/runtime/green_thread.hpp>
 #include <weft/runtime/hub.hpp>

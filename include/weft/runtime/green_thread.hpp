@@ -96,6 +96,7 @@ class SpawnedFiber final : public GreenThreadState<R> {
       error = std::current_exception();
     }
     call_.reset();
+    this->destroy_locals();  // before wait() returns, as a thread's before join()
     this->finish(std::move(error));
   }
 

@@ -20,6 +20,7 @@ namespace weft::detail {
 
 class HubCore;
 class FiberBase;
+class LocalStorage;
 
 struct ReadyTag;
 struct LiveTag;
@@ -90,9 +91,20 @@ class FiberBase : public ListHook<ReadyTag>, public ListHook<LiveTag> {
   /// that ran a job inline): it is dead without ever having been scheduled.
   void mark_ended_without_running() noexcept { state_ = FiberState::dead; }
 
+  /// Destroys the fiber's FiberLocal values (fiber_local.hpp), in the fiber.
+  /// run_body calls it once the callable is gone and before the outcome is
+  /// published; the hub calls it again once run_body has returned, for values
+  /// made after that (by link callbacks). One test when none was ever made.
+  void destroy_locals() noexcept {
+    if (locals_) [[unlikely]]
+      destroy_local_storage();
+  }
+
  private:
   friend class HubCore;
   friend struct FiberAccess;
+
+  void destroy_local_storage() noexcept;
 
   // Scheduling state, touched only by the owning hub's thread.
   void* context_ = nullptr;  // Boost.Context fcontext while switched out
@@ -120,6 +132,7 @@ class FiberBase : public ListHook<ReadyTag>, public ListHook<LiveTag> {
 
   std::uint64_t id_ = 0;
   std::string name_;
+  LocalStorage* locals_ = nullptr;      // made by the fiber's first FiberLocal::get
   std::atomic<std::uint32_t> refs_{1};  // the fiber's own reference, dropped when it ends
 };
 
