@@ -36,6 +36,8 @@ run_threaded_under_tsan() {
 }
 
 run_suite build-test -Dbenchmarks=false
+echo "== installed: a program built against weft.pc and <weft/weft.hpp> alone"
+./scripts/check_installed.sh build-test
 run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbenchmarks=false -Dexamples=false
 run_threaded_under_tsan
 echo "weft: all tests passed (io_uring, epoll, ASan+UBSan, TSan)"
