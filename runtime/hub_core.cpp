@@ -368,6 +368,7 @@ void HubCore::poll(std::optional<std::chrono::nanoseconds> max_wait, bool collec
     trim_idle_stacks();
     remote_.set_hub_sleeping(true);
     if (remote_.maybe_pending()) max_wait = std::chrono::nanoseconds{0};
+    if (before_blocking_) before_blocking_();
   }
   backend_->wait(max_wait, collect);
   if (may_block) remote_.set_hub_sleeping(false);

@@ -17,6 +17,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,8 +26,8 @@
 #include <weft/runtime/detail/fiber_base.hpp>
 #include <weft/runtime/hub.hpp>
 
-#include "runtime/reactor/backend.hpp"
 #include "runtime/context_switch.hpp"
+#include "runtime/reactor/backend.hpp"
 #include "runtime/remote_queue.hpp"
 #include "runtime/stack_pool.hpp"
 #include "runtime/switch_annotations.hpp"
@@ -172,6 +173,12 @@ class HubCore {
     remote_wakeups_expected_ += expecting ? 1 : -1;
   }
   void request_stop() noexcept;
+  /// Tests: runs on the hub's thread each time a round is about to block in
+  /// the backend (after it told other threads that it sleeps), so a test can
+  /// act on another thread exactly then instead of sleeping and hoping.
+  void set_before_blocking_for_test(std::function<void()> hook) {
+    before_blocking_ = std::move(hook);
+  }
 
   // --- reporting ----------------------------------------------------------------
   void set_error_handler(ErrorHandler handler) { error_handler_ = std::move(handler); }
@@ -283,6 +290,7 @@ class HubCore {
   RemoteQueue remote_;
   std::unique_ptr<Backend> backend_;
   ErrorHandler error_handler_;
+  std::function<void()> before_blocking_;
   std::vector<char> signal_stack_;
 };
 

@@ -11,6 +11,8 @@
 
 #include <weft/weft.hpp>
 
+#include "runtime/hub_core.hpp"
+
 using namespace std::chrono_literals;
 
 TEST(Hub, OnlyOneHubPerThread) {
@@ -49,8 +51,11 @@ TEST(Hub, NextDeadlineIsTheTimeToTheNextTimerAndNeverNegative) {
 TEST(Hub, PostFromAnotherThreadWakesABlockedRunOnce) {
   weft::Hub hub;
   std::atomic<bool> posted_ran{false};
+  std::atomic<bool> blocking{false};
+  weft::detail::HubCore::current()->set_before_blocking_for_test([&] { blocking = true; });
   std::thread poster([&] {
-    std::this_thread::sleep_for(5ms);
+    while (!blocking)  // the hub is about to sleep in its backend
+      std::this_thread::yield();
     hub.post([&] { posted_ran = true; });
   });
   while (!posted_ran)
@@ -76,8 +81,11 @@ TEST(Hub, RunReturnsWhenEveryFiberHasEnded) {
 TEST(Hub, StopFromAnotherThreadEndsRun) {
   weft::Hub hub;
   hub.spawn([] { weft::sleep(1h); });
+  std::atomic<bool> blocking{false};
+  weft::detail::HubCore::current()->set_before_blocking_for_test([&] { blocking = true; });
   std::thread stopper([&] {
-    std::this_thread::sleep_for(5ms);
+    while (!blocking)  // run() is about to sleep in the backend
+      std::this_thread::yield();
     hub.stop();
   });
   hub.run();

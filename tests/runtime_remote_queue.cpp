@@ -13,6 +13,8 @@
 
 #include <weft/weft.hpp>
 
+#include "runtime/hub_core.hpp"
+
 using namespace std::chrono_literals;
 
 TEST(RuntimeRemoteQueue, EightPlainThreadsPostingTenThousandEachLoseNothing) {
@@ -112,8 +114,11 @@ TEST(RuntimeRemoteQueue, HubDestroyedRightAfterTheWorkThatWokeItsLastFiber) {
 TEST(RuntimeRemoteQueue, HubPostWakesAnIdleEmbeddedHub) {
   weft::Hub hub;
   std::atomic<bool> done{false};
+  std::atomic<bool> blocking{false};
+  weft::detail::HubCore::current()->set_before_blocking_for_test([&] { blocking = true; });
   std::thread poster([&] {
-    std::this_thread::sleep_for(10ms);  // the hub is asleep in its backend by now
+    while (!blocking)  // the hub is about to sleep in its backend
+      std::this_thread::yield();
     hub.post([&] { done = true; });
   });
   const auto t0 = std::chrono::steady_clock::now();
