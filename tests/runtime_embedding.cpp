@@ -281,6 +281,19 @@ TEST(Embedding, PollFdBecomesReadableAfterAPostFromAnotherThread) {
   }
 }
 
+// Before: a post that came after the hub's first round but before the host
+// loop first asked for poll_fd kicked nothing that poll_fd could show (found
+// under ThreadSanitizer, whose slowness let the post win the race).
+TEST(Embedding, PollFdAskedForAfterAPostAlreadyMadeIsReadable) {
+  weft::Hub hub;
+  hub.run_once();
+  std::atomic<bool> ran{false};
+  std::thread([&] { hub.post([&] { ran = true; }); }).join();
+  EXPECT_TRUE(readable(hub.poll_fd(), 0ms)) << "a host loop would sleep with a post waiting";
+  hub.run_once();
+  EXPECT_TRUE(ran);
+}
+
 TEST(Embedding, PollFdOfAFreshHubBecomesReadableAfterAPostFromAnotherThread) {
   weft::Hub hub;  // no round run yet: the host loop starts by waiting
   std::atomic<bool> ran{false};

@@ -96,6 +96,12 @@ class UringBackend final : public Backend {
         return ring_.ring_fd;
       }
       notify_fd_ = fd;
+      // Work that came before the eventfd existed signalled nothing (a post
+      // from another thread completes the standing wake-up read): say so now.
+      if (io_uring_cq_ready(&ring_) != 0 || task_work_pending()) {
+        const std::uint64_t one = 1;
+        [[maybe_unused]] ssize_t written = ::write(notify_fd_, &one, sizeof one);
+      }
     }
     return notify_fd_;
   }
