@@ -12,11 +12,13 @@
 #include <cstdint>
 #include <cstdio>
 #include <stdexcept>
+#include <string>
 #include <system_error>
 #include <vector>
 
 #include "runtime/reactor/backend.hpp"
 #include "runtime/reactor/fd_line.hpp"
+#include "runtime/reactor/uring_probe.hpp"
 
 namespace weft::detail {
 
@@ -39,10 +41,47 @@ bool kernel_at_least(int major, int minor) noexcept {
   return have_major > major || (have_major == major && have_minor >= minor);
 }
 
+}  // namespace
+
+std::string first_missing_uring_operation(const io_uring_probe& probe) {
+  static constexpr struct {
+    int op;
+    const char* name;
+  } needed[] = {
+      {IORING_OP_READV, "READV"},
+      {IORING_OP_WRITEV, "WRITEV"},
+      {IORING_OP_FSYNC, "FSYNC"},
+      {IORING_OP_SENDMSG, "SENDMSG"},
+      {IORING_OP_RECVMSG, "RECVMSG"},
+      {IORING_OP_ACCEPT, "ACCEPT"},
+      {IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"},
+      {IORING_OP_LINK_TIMEOUT, "LINK_TIMEOUT"},
+      {IORING_OP_CONNECT, "CONNECT"},
+      {IORING_OP_READ, "READ"},
+      {IORING_OP_WRITE, "WRITE"},
+      {IORING_OP_SEND, "SEND"},
+      {IORING_OP_RECV, "RECV"},
+  };
+  for (const auto& operation : needed) {
+    if (!io_uring_opcode_supported(&probe, operation.op)) {
+      return std::string("IORING_OP_") + operation.name;
+    }
+  }
+  return {};
+}
+
+namespace {
+
 class UringBackend final : public Backend {
  public:
   explicit UringBackend(int wake_fd) : wake_fd_(wake_fd) {
     setup_ring();
+    try {
+      require_operations();
+    } catch (...) {
+      io_uring_queue_exit(&ring_);
+      throw;
+    }
     multishot_accept_ = kernel_at_least(5, 19);
     io_uring_ring_dontfork(&ring_);
     arm_wake_read();
@@ -235,6 +274,22 @@ class UringBackend final : public Backend {
   // io_uring_enter; IORING_SETUP_TASKRUN_FLAG makes the kernel say so here.
   bool task_work_pending() const noexcept {
     return (__atomic_load_n(ring_.sq.kflags, __ATOMIC_ACQUIRE) & IORING_SQ_TASKRUN) != 0;
+  }
+
+  // A kernel from before 5.6 has io_uring but not every operation weft
+  // issues: refuse it here, so the hub falls back to epoll.
+  void require_operations() {
+    io_uring_probe* probe = io_uring_get_probe_ring(&ring_);
+    if (!probe) {
+      throw std::system_error(ENOSYS, std::generic_category(),
+                              "io_uring: the kernel cannot list its operations (Linux < 5.6)");
+    }
+    const std::string missing = first_missing_uring_operation(*probe);
+    io_uring_free_probe(probe);
+    if (!missing.empty()) {
+      throw std::system_error(ENOSYS, std::generic_category(),
+                              "io_uring: the kernel lacks " + missing + ", which weft uses");
+    }
   }
 
   static void check(int rc, const char* what) {
