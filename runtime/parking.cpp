@@ -3,11 +3,13 @@
 #include <sched.h>
 
 #include <limits>
+#include <new>
 #include <string>
 
 #include <weft/runtime/errors.hpp>
 
 #include "runtime/hub_core.hpp"
+#include "runtime/out_of_memory.hpp"
 
 namespace weft::detail {
 
@@ -39,10 +41,14 @@ void wake(Parked& record) noexcept {
   FiberBase* fiber = record.fiber;
   const std::uint32_t epoch = record.epoch;
   fiber->add_ref();  // the fiber may end before its hub runs the wake-up
-  record.hub->post([fiber, epoch] {
-    FiberAccess::hub(*fiber)->wake_if(fiber, epoch);
-    fiber->release();
-  });
+  try {
+    record.hub->post([fiber, epoch] {
+      FiberAccess::hub(*fiber)->wake_if(fiber, epoch);
+      fiber->release();
+    });
+  } catch (const std::bad_alloc&) {
+    out_of_memory("posting a wake-up to another hub");
+  }
 }
 
 // Leaves an interrupt pending without waking the fiber.

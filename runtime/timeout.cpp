@@ -1,8 +1,11 @@
 #include <weft/runtime/timeout.hpp>
 
 #include <atomic>
+#include <exception>
+#include <new>
 
 #include "runtime/hub_core.hpp"
+#include "runtime/out_of_memory.hpp"
 
 namespace weft {
 
@@ -42,9 +45,14 @@ void Timeout::cancel() noexcept {
 
 void Timeout::fire(detail::TimerNode* timer) noexcept {
   auto* timeout = static_cast<Timeout*>(timer->owner);
+  std::exception_ptr error;
+  try {
+    error = std::make_exception_ptr(TimeoutError(timeout->serial_));
+  } catch (const std::bad_alloc&) {
+    detail::out_of_memory("raising a Timeout's TimeoutError");
+  }
   detail::FiberAccess::hub(*timeout->fiber_)
-      ->interrupt(timeout->fiber_, std::make_exception_ptr(TimeoutError(timeout->serial_)),
-                  timeout->serial_);
+      ->interrupt(timeout->fiber_, std::move(error), timeout->serial_);
 }
 
 }  // namespace weft

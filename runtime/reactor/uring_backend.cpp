@@ -11,11 +11,13 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <system_error>
 #include <vector>
 
+#include "runtime/out_of_memory.hpp"
 #include "runtime/reactor/backend.hpp"
 #include "runtime/reactor/fd_line.hpp"
 #include "runtime/reactor/uring_probe.hpp"
@@ -171,7 +173,11 @@ class UringBackend final : public Backend {
     if (io_uring_sqe* sqe = free_sqe()) {
       prepare_cancel(sqe, operation);
     } else {
-      pending_cancels_.push_back(&operation);
+      try {
+        pending_cancels_.push_back(&operation);
+      } catch (const std::bad_alloc&) {
+        out_of_memory("keeping a cancel until the ring has room");
+      }
     }
   }
 
