@@ -504,7 +504,9 @@ void op_wait(Context& cx, const Op& op) {
   Episode& ep = cx.ep;
   FiberRecord* target = nullptr;
   if (op.c % 10 == 0) {
-    target = &cx.me;
+    // Its own handle, once the spawner has stored it: a fiber spawned on
+    // another hub may run before spawn_on has returned to its spawner.
+    if (cx.me.published.load(std::memory_order_acquire)) target = &cx.me;
   } else if (!cx.timeouts.empty()) {
     target = pick_fiber(ep, op.a);  // a Timeout in scope bounds the wait
   } else {
