@@ -22,33 +22,14 @@ namespace {
 
 using Op = detail::IoRequest::Op;
 
-// The call itself, blocking (-errno on failure).
-int blocking_file_call(const detail::IoRequest& r) {
-  ssize_t rc = 0;
-  switch (r.op) {
-    case Op::read:
-      rc = ::pread(r.fd, r.buffer, r.length, r.offset);
-      break;
-    case Op::write:
-      rc = ::pwrite(r.fd, r.buffer, r.length, r.offset);
-      break;
-    case Op::fsync:
-      rc = ::fsync(r.fd);
-      break;
-    default:
-      return -EINVAL;
-  }
-  return rc < 0 ? -errno : static_cast<int>(rc);
-}
-
 // A fiber waits: for the ring on io_uring, for a cached thread on epoll
 // (readiness means nothing for files: the call would block the hub). A plain
 // thread has nobody to yield to and makes the blocking call itself.
 int file_call(detail::IoRequest& r, std::uint64_t id, const char* what) {
   detail::HubCore* hub = detail::HubCore::current();
-  if (!hub || !detail::current_fiber()) return blocking_file_call(r);
+  if (!hub || !detail::current_fiber()) return detail::call_now(r);
   if (hub->backend().runs_operations()) return detail::run_io(r, id, what);
-  return to_thread::run_sync([&r] { return blocking_file_call(r); });
+  return to_thread::run_sync([&r] { return detail::call_now(r); });
 }
 
 detail::IoRequest positional(Op op, int fd, void* buffer, std::size_t length, off_t offset) {

@@ -131,15 +131,16 @@ class EpollBackend final : public Backend {
     if (watcher->state == FdWatcher::State::idle) return;
     // Not idle: it is in a line of this registered fd, or has its turn.
     Line& line = for_write ? watches_[fd].write : watches_[fd].read;
-    if (watcher->state == FdWatcher::State::waiting) {
-      line.remove(watcher);
-      --in_flight_;
-      return;
+    switch (line.leave(watcher)) {
+      case FdLine::Left::place:
+        --in_flight_;
+        break;
+      case FdLine::Left::turn:
+        if (line.ready || line.closed) serve_first(line, 0);  // what it left is the next one's
+        break;
+      case FdLine::Left::nothing:
+        break;
     }
-    watcher->state = FdWatcher::State::idle;
-    if (line.served != watcher) return;
-    line.served = nullptr;
-    if (line.ready || line.closed) serve_first(line, 0);  // what it left is the next one's
   }
 
   bool maybe_ready(int fd, std::uint64_t fd_id, bool for_write) const noexcept override {

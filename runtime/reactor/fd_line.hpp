@@ -36,6 +36,26 @@ struct FdLine {
     w->previous = w->next = nullptr;
     w->state = FdWatcher::State::idle;
   }
+  /// What `w` gave up in leave().
+  enum class Left : unsigned char { nothing, place, turn };
+  /// `w` is done with the line (Backend::unwatch): out of it if it was
+  /// waiting, its turn taken back if it had it. Whether what a turn leaves
+  /// goes to the next one in line is the backend's call.
+  Left leave(FdWatcher* w) noexcept {
+    switch (w->state) {
+      case FdWatcher::State::idle:
+        return Left::nothing;
+      case FdWatcher::State::waiting:
+        remove(w);
+        return Left::place;
+      case FdWatcher::State::woken:
+        break;
+    }
+    w->state = FdWatcher::State::idle;
+    if (served != w) return Left::nothing;
+    served = nullptr;
+    return Left::turn;
+  }
   /// Gives the turn to `w` (not in the line).
   void serve(FdWatcher* w) noexcept {
     w->state = FdWatcher::State::woken;

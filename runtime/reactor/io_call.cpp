@@ -106,6 +106,8 @@ int result_of(ssize_t rc) noexcept {
   return rc < 0 ? -errno : static_cast<int>(rc);
 }
 
+}  // namespace
+
 int call_now(const IoRequest& r) noexcept {
   using Op = IoRequest::Op;
   switch (r.op) {
@@ -147,6 +149,8 @@ int call_now(const IoRequest& r) noexcept {
   }
   return -EINVAL;
 }
+
+namespace {
 
 bool waits_for_write(IoRequest::Op op) noexcept {
   using Op = IoRequest::Op;

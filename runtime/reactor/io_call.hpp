@@ -31,4 +31,9 @@ std::uint64_t next_fd_id() noexcept;
 /// timeout linked to the operation in the kernel; epoll: a Timeout).
 int run_io(IoRequest& request, std::uint64_t fd_id, const char* what);
 
+/// Makes the call `request` describes at once, on the calling thread: the
+/// system call itself (-errno on failure). Sockets are asked not to block
+/// (MSG_DONTWAIT); a file call at an offset blocks, as files do.
+int call_now(const IoRequest& request) noexcept;
+
 }  // namespace weft::detail

@@ -213,14 +213,7 @@ class UringBackend final : public Backend {
   void unwatch(int fd, bool for_write, FdWatcher* watcher) noexcept override {
     if (watcher->state == FdWatcher::State::idle) return;
     FdLine& line = for_write ? lines_[fd].write : lines_[fd].read;
-    if (watcher->state == FdWatcher::State::waiting) {
-      line.remove(watcher);
-      return;
-    }
-    watcher->state = FdWatcher::State::idle;
-    if (line.served != watcher) return;
-    line.served = nullptr;
-    line.serve_first(0);
+    if (line.leave(watcher) == FdLine::Left::turn) line.serve_first(0);
   }
   // The kernel waits for readiness itself. (IORING_RECVSEND_POLL_FIRST after a
   // short transfer was tried: no gain measurable on the echo benchmark.)
