@@ -61,13 +61,12 @@ void GreenThreadCore::kill(std::exception_ptr error, bool only_if_not_started) {
   }
   // Another thread: the home hub delivers it at its next round. Posted under
   // the lock, so the fiber cannot finish meanwhile (finish() takes the lock)
-  // and its hub, which ends only after its fibers have, is still there.
+  // and its hub, which ends only after its fibers have, is still there. A hub
+  // that ends with the post unrun drops it, and the reference with it.
   SpinGuard lock(lock_);
   if (finished_.load(std::memory_order_relaxed) || !home) return;
-  add_ref();
-  home->post([this, error = std::move(error), only_if_not_started]() mutable {
+  home->post([this, ref = FiberRef(this), error = std::move(error), only_if_not_started]() mutable {
     if (!(only_if_not_started && started())) FiberAccess::hub(*this)->kill(this, std::move(error));
-    release();
   });
 }
 

@@ -40,11 +40,10 @@ void wake(Parked& record) noexcept {
   if (record.hub == here) return here->wake_if(record.fiber, record.epoch);
   FiberBase* fiber = record.fiber;
   const std::uint32_t epoch = record.epoch;
-  fiber->add_ref();  // the fiber may end before its hub runs the wake-up
   try {
-    record.hub->post([fiber, epoch] {
+    // The fiber may end before its hub runs the wake-up: the closure holds it.
+    record.hub->post([fiber, ref = FiberRef(fiber), epoch] {
       FiberAccess::hub(*fiber)->wake_if(fiber, epoch);
-      fiber->release();
     });
   } catch (const std::bad_alloc&) {
     out_of_memory("posting a wake-up to another hub");

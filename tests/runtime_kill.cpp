@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <weft/weft.hpp>
@@ -12,6 +13,15 @@ using namespace std::chrono_literals;
 namespace {
 struct Custom : std::runtime_error {
   Custom() : std::runtime_error("custom") {}
+};
+
+// An error whose copies are counted: it lives as long as the fiber that
+// ended with it, so it shows whether that fiber's control block was freed.
+struct Counted {
+  static inline int alive = 0;
+  Counted() { ++alive; }
+  Counted(const Counted&) { ++alive; }
+  ~Counted() { --alive; }
 };
 }  // namespace
 
@@ -45,6 +55,23 @@ TEST(Kill, BeforeStartWithACustomExceptionNeverThrowsInTheKiller) {  // eventlet
     EXPECT_NO_THROW(child.kill(std::make_exception_ptr(Custom{})));
     EXPECT_THROW(child.wait(), Custom);
   });
+}
+
+// A kill from a plain thread is posted to the fiber's hub. A hub that ends
+// before it runs the post drops it; the fiber it names must still be freed.
+TEST(Kill, APostedKillThatItsHubNeverRunsStillLetsTheFiberGo) {
+  weft::GreenThread<void> child;
+  {
+    weft::Hub hub;
+    child = hub.spawn([] {});
+    std::thread([&] { child.kill(); }).join();
+    child.kill(std::make_exception_ptr(Counted{}));  // on its hub's thread: ends it now
+    ASSERT_TRUE(child.dead());
+  }  // the hub ends with the first kill still posted
+  EXPECT_THROW(child.wait(), Counted);
+  EXPECT_EQ(Counted::alive, 1);
+  child = {};
+  EXPECT_EQ(Counted::alive, 0);
 }
 
 TEST(Kill, ASecondKillAndAKillOfADeadFiberAreNoOps) {

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <exception>
 #include <string>
+#include <utility>
 
 #include <weft/runtime/detail/intrusive_list.hpp>
 
@@ -134,6 +135,22 @@ class FiberBase : public ListHook<ReadyTag>, public ListHook<LiveTag> {
   std::string name_;
   LocalStorage* locals_ = nullptr;      // made by the fiber's first FiberLocal::get
   std::atomic<std::uint32_t> refs_{1};  // the fiber's own reference, dropped when it ends
+};
+
+/// One counted reference to a fiber, held by a closure posted to its hub from
+/// another thread. A hub destroyed with posts still queued drops them unrun,
+/// so the reference must go with the closure, not with its body.
+class FiberRef {
+ public:
+  explicit FiberRef(FiberBase* fiber) noexcept : fiber_(fiber) { fiber_->add_ref(); }
+  FiberRef(FiberRef&& other) noexcept : fiber_(std::exchange(other.fiber_, nullptr)) {}
+  FiberRef& operator=(FiberRef&&) = delete;
+  ~FiberRef() {
+    if (fiber_) fiber_->release();
+  }
+
+ private:
+  FiberBase* fiber_;
 };
 
 /// One waiting fiber in a WaitQueue; lives on the waiter's stack.
