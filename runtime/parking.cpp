@@ -42,9 +42,8 @@ void wake(Parked& record) noexcept {
   const std::uint32_t epoch = record.epoch;
   try {
     // The fiber may end before its hub runs the wake-up: the closure holds it.
-    record.hub->post([fiber, ref = FiberRef(fiber), epoch] {
-      FiberAccess::hub(*fiber)->wake_if(fiber, epoch);
-    });
+    record.hub->post(
+        [fiber, ref = FiberRef(fiber), epoch] { FiberAccess::hub(*fiber)->wake_if(fiber, epoch); });
   } catch (const std::bad_alloc&) {
     out_of_memory("posting a wake-up to another hub");
   }
