@@ -115,6 +115,10 @@ class Backend {
   /// Tests: runs inside wait() once completions are collected, to make
   /// something happen at that exact point of the round (io_uring only).
   void set_after_collect_for_test(std::function<void()> hook) { after_collect_ = std::move(hook); }
+  /// Tests: while set, cancel() finds no room in the ring and keeps the
+  /// cancel for a later round (io_uring only; otherwise a ring that the
+  /// kernel will not drain, as with an overflowing completion queue).
+  void set_ring_full_for_cancels_for_test(bool full) noexcept { ring_full_for_test_ = full; }
 
   /// Completion-based backends (io_uring) run operations in the kernel:
   /// start() queues `request` for the next submission, cancel() asks the
@@ -173,6 +177,7 @@ class Backend {
   std::size_t in_flight_ = 0;  // operations submitted and not yet completed (or fds watched)
   std::size_t detached_in_flight_ = 0;  // multishot operations the kernel still holds
   std::function<void()> after_collect_;
+  bool ring_full_for_test_ = false;
 };
 
 /// Makes the backend `requested` names, honouring WEFT_BACKEND and falling back

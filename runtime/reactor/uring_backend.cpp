@@ -170,7 +170,7 @@ class UringBackend final : public Backend {
   // never reaps completions itself. With the ring full, the cancel waits in
   // a list that the next wait() submits first.
   void cancel(IoCompletion& operation) noexcept override {
-    if (io_uring_sqe* sqe = free_sqe()) {
+    if (io_uring_sqe* sqe = ring_full_for_test_ ? nullptr : free_sqe()) {
       prepare_cancel(sqe, operation);
     } else {
       try {
@@ -379,13 +379,18 @@ class UringBackend final : public Backend {
   }
 
   void queue_pending_cancels() noexcept {
-    while (!pending_cancels_.empty()) {
+    while (!pending_cancels_.empty() && !ring_full_for_test_) {
       io_uring_sqe* sqe = free_sqe();
       if (!sqe) return;
       prepare_cancel(sqe, *pending_cancels_.back());
       pending_cancels_.pop_back();
     }
   }
+
+  // The operation has ended: a cancel of it still waiting for room in the
+  // ring would reach whatever operation comes next at the same address (a
+  // request lives on its fiber's stack).
+  void forget_pending_cancel(IoCompletion* op) noexcept { std::erase(pending_cancels_, op); }
 
   // The hub is going: take back from the kernel everything it still holds
   // (the standing read targets wake_counter_, a member; multishot accepts
@@ -425,12 +430,14 @@ class UringBackend final : public Backend {
       }
       if (cqe->user_data == cancel_tag) continue;
       auto* op = reinterpret_cast<IoCompletion*>(static_cast<std::uintptr_t>(cqe->user_data));
-      if (cqe->flags & IORING_CQE_F_MORE) {
-        // A multishot operation goes on.
-      } else if (op->detached) {
-        --detached_in_flight_;
-      } else {
-        --in_flight_;
+      if (!(cqe->flags & IORING_CQE_F_MORE)) {  // else a multishot operation goes on
+        if (op->detached) {
+          --detached_in_flight_;
+        } else {
+          --in_flight_;
+        }
+        if (!pending_cancels_.empty()) [[unlikely]]
+          forget_pending_cancel(op);
       }
       op->complete(op, cqe->res, cqe->flags);
     }
