@@ -6,6 +6,7 @@
 
 #include <weft/process/thread_cache.hpp>
 #include <weft/runtime/detail/spin_pause.hpp>
+#include <weft/runtime/log.hpp>
 
 #include <linux/futex.h>
 #include <pthread.h>
@@ -188,13 +189,13 @@ bool run_job(const std::shared_ptr<Worker>& self) {
   try {
     deliver(std::move(error));
   } catch (const std::exception& e) {
-    std::fprintf(stderr,
-                 "weft: exception while delivering the result of a cached thread's job: %s\n",
-                 e.what());
+    detail::log(
+        LogLevel::error,
+        std::string("exception while delivering the result of a cached thread's job: ") + e.what());
   } catch (...) {
-    std::fprintf(stderr,
-                 "weft: exception while delivering the result of a cached thread's job: "
-                 "(not a std::exception)\n");
+    detail::log(LogLevel::error,
+                "exception while delivering the result of a cached thread's job: (not a "
+                "std::exception)");
   }
   return stay;
 }

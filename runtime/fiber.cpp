@@ -6,6 +6,7 @@
 
 #include <weft/runtime/detail/fiber_base.hpp>
 #include <weft/runtime/errors.hpp>
+#include <weft/runtime/log.hpp>
 #include <weft/runtime/spawn_options.hpp>
 
 #include "runtime/hub_core.hpp"
@@ -55,11 +56,10 @@ void report_fiber_error(const FiberBase& fiber, std::exception_ptr error) noexce
   try {
     std::rethrow_exception(error);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "weft: exception in a callback of fiber '%.*s': %s\n",
-                 static_cast<int>(name.size()), name.data(), e.what());
+    log(LogLevel::error,
+        "exception in a callback of fiber '" + std::string(name) + "': " + e.what());
   } catch (...) {
-    std::fprintf(stderr, "weft: exception in a callback of fiber '%.*s'\n",
-                 static_cast<int>(name.size()), name.data());
+    log(LogLevel::error, "exception in a callback of fiber '" + std::string(name) + "'");
   }
 }
 

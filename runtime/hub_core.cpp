@@ -16,6 +16,7 @@
 
 #include <weft/runtime/detail/spin_pause.hpp>
 #include <weft/runtime/errors.hpp>
+#include <weft/runtime/log.hpp>
 #include <weft/runtime/spawn_options.hpp>
 
 #include "runtime/stack_overflow.hpp"
@@ -85,11 +86,14 @@ std::terminate_handler terminate_before_weft = nullptr;
     try {
       std::rethrow_exception(current);
     } catch (const FiberExit& e) {
-      std::fprintf(stderr,
-                   "weft: %s, and nothing caught the FiberExit: a fiber whose outcome this "
-                   "thread waited for (weft::run's main, Runtime::run's main, a "
-                   "GreenThread::wait) was killed; catch weft::FiberExit there to handle it\n",
-                   e.what());
+      // Formatted without allocating: the process is ending, perhaps for want of memory.
+      char line[512];
+      std::snprintf(line, sizeof line,
+                    "%s, and nothing caught the FiberExit: a fiber whose outcome this thread "
+                    "waited for (weft::run's main, Runtime::run's main, a GreenThread::wait) "
+                    "was killed; catch weft::FiberExit there to handle it",
+                    e.what());
+      log(LogLevel::error, line);
     } catch (...) {
     }
   }
@@ -460,10 +464,9 @@ void HubCore::report_error(std::string_view fiber_name, std::exception_ptr error
       what = e.what();
     } catch (...) {
     }
-    std::fprintf(stderr, "weft: exception in fiber '%.*s': %s\n",
-                 static_cast<int>(fiber_name.size()), fiber_name.data(), what.c_str());
+    log(LogLevel::error, "exception in fiber '" + std::string(fiber_name) + "': " + what);
   } catch (...) {
-    std::fputs("weft: the hub's error handler threw; exception dropped\n", stderr);
+    log(LogLevel::error, "the hub's error handler threw; exception dropped");
   }
 }
 

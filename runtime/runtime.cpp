@@ -1,3 +1,4 @@
+#include <weft/runtime/log.hpp>
 #include <weft/runtime/runtime.hpp>
 
 #include <pthread.h>
@@ -204,8 +205,8 @@ Runtime::Runtime(RuntimeOptions options) : state_(std::make_unique<detail::Runti
 
 Runtime::~Runtime() {
   if (state_->runs_on_own_hub()) {
-    std::fputs("weft: a Runtime destroyed on one of its own hub threads (it cannot join itself)\n",
-               stderr);
+    detail::log(LogLevel::error,
+                "a Runtime destroyed on one of its own hub threads (it cannot join itself)");
     std::abort();
   }
   stop();

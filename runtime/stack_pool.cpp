@@ -1,3 +1,5 @@
+#include <weft/runtime/log.hpp>
+
 #include "runtime/stack_pool.hpp"
 
 #include <sys/mman.h>
@@ -82,10 +84,9 @@ bool install_mprotect_guard(void* guard, std::size_t bytes) {
   GuardPolicy& policy = guard_policy();
   if (policy.mprotect_budget.fetch_sub(1, std::memory_order_relaxed) <= 0) {
     std::call_once(policy.exhausted_warning, [] {
-      std::fputs(
-          "weft: vm.max_map_count leaves no room for more mprotect guard pages; further fiber "
-          "stacks have none (raise vm.max_map_count, or use Linux 6.13+ for MADV_GUARD_INSTALL)\n",
-          stderr);
+      log(LogLevel::warning,
+          "vm.max_map_count leaves no room for more mprotect guard pages; further fiber stacks "
+          "have none (raise vm.max_map_count, or use Linux 6.13+ for MADV_GUARD_INSTALL)");
     });
     return false;
   }

@@ -27,7 +27,7 @@ run_threaded_under_tsan() {
   local dir=build-tsan
   [ -f "$dir/build.ninja" ] ||
     meson setup "$dir" -Db_sanitize=thread -Db_lundef=false -Dbenchmarks=false -Dexamples=false
-  local tests=(runtime_embedding runtime_fork runtime_hub runtime_kill runtime_multi_hub runtime_remote_queue runtime_spawn runtime_stress runtime_timeout)
+  local tests=(runtime_embedding runtime_fork runtime_hub runtime_kill runtime_log runtime_multi_hub runtime_remote_queue runtime_spawn runtime_stress runtime_timeout)
   tests+=($(cd tests && ls io_*.cpp sync_*.cpp process_*.cpp | sed 's/\.cpp$//'))
   ninja -C "$dir" -j "$jobs" "${tests[@]/#/tests/}"
   echo "== $dir: ThreadSanitizer (${tests[*]})"

@@ -9,6 +9,8 @@
 #include <string>
 #include <system_error>
 
+#include <weft/runtime/log.hpp>
+
 #include "runtime/reactor/backend.hpp"
 
 #ifndef WEFT_DEFAULT_BACKEND
@@ -46,7 +48,7 @@ void report_fallback(const std::system_error& why) {
   static std::once_flag said;
   std::call_once(said, [&] {
     // what() reads "io_uring_queue_init: <strerror>".
-    std::fprintf(stderr, "weft: io_uring unavailable (%s), using epoll\n", why.what());
+    log(LogLevel::warning, std::string("io_uring unavailable (") + why.what() + "), using epoll");
   });
 }
 
