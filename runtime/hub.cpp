@@ -84,3 +84,11 @@ std::string backend_name() {
 }
 
 }  // namespace weft
+
+namespace weft {
+
+std::chrono::steady_clock::time_point now() {
+  return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(detail::HubCore::now_ns()));
+}
+
+}  // namespace weft

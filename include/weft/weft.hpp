@@ -9,6 +9,7 @@
 #include <weft/io/unix.hpp>
 #include <weft/process/thread_cache.hpp>
 #include <weft/process/to_thread.hpp>
+#include <weft/runtime/clock.hpp>
 #include <weft/runtime/debug.hpp>
 #include <weft/runtime/errors.hpp>
 #include <weft/runtime/fiber_local.hpp>

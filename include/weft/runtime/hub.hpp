@@ -20,6 +20,7 @@
 #include <string>
 #include <string_view>
 
+#include <weft/runtime/clock.hpp>
 #include <weft/runtime/detail/unique_function.hpp>
 #include <weft/runtime/green_thread.hpp>
 
@@ -43,6 +44,9 @@ struct HubOptions {
   /// (to_thread::run_sync), the hub polls for it this long before it sleeps:
   /// sleeping and being woken costs far more. 0 disables it.
   std::chrono::nanoseconds remote_spin = std::chrono::microseconds(50);
+  /// The clock the hub's timers run on (weft/runtime/clock.hpp): real, or
+  /// virtual time for tests.
+  Clock clock = Clock::steady;
 };
 
 /// Options of weft::run.
