@@ -46,6 +46,8 @@ std::size_t default_stack_size(const HubOptions& options) {
 
 constinit thread_local HubCore* this_thread_hub __attribute__((tls_model("initial-exec"))) =
     nullptr;
+constinit thread_local const std::int64_t* this_thread_virtual_now
+    __attribute__((tls_model("initial-exec"))) = nullptr;
 
 namespace {
 
@@ -55,6 +57,7 @@ namespace {
 // forking thread's hub, so the child starts with none and may make its own.
 void forget_hub_in_child() noexcept {
   this_thread_hub = nullptr;
+  this_thread_virtual_now = nullptr;
 }
 
 // weft's switch returns on another fiber's stack (context_switch.hpp), which
@@ -138,6 +141,7 @@ HubCore::HubCore(Hub& owner, const HubOptions& options)
   install_stack_overflow_handler();
   signal_stack_ = make_signal_stack();
   this_thread_hub = this;
+  if (virtual_clock_) this_thread_virtual_now = &virtual_now_ns_;
   remote_.set_hub_sleeping(true);  // a host loop may wait on poll_fd before any round
 }
 
@@ -145,6 +149,7 @@ HubCore::~HubCore() {
   kill_all();
   release_signal_stack(signal_stack_);
   this_thread_hub = nullptr;
+  this_thread_virtual_now = nullptr;
 }
 
 void HubCore::throw_not_in_fiber(const char* operation) {

@@ -39,6 +39,11 @@ class HubCore;
 
 // initial-exec: a plain TLS load, no __tls_get_addr call from the shared library.
 extern thread_local constinit HubCore* this_thread_hub __attribute__((tls_model("initial-exec")));
+/// The calling thread's hub's virtual clock; nullptr without a hub or on a
+/// steady one, so that reading the current clock costs a steady hub one
+/// branch (every sleep, Timeout and timed wait does).
+extern thread_local constinit const std::int64_t* this_thread_virtual_now
+    __attribute__((tls_model("initial-exec")));
 
 /// The C++ runtime's per-thread exception bookkeeping (libstdc++/libc++ ABI):
 /// the chain of exceptions being handled and the count of those in flight.
@@ -165,8 +170,9 @@ class HubCore {
   }
   /// The calling thread's hub's clock; CLOCK_MONOTONIC on a thread without one.
   static std::int64_t current_now_ns() noexcept {
-    const HubCore* hub = this_thread_hub;
-    return hub ? hub->now_ns() : steady_now_ns();
+    if (const std::int64_t* virtual_now = this_thread_virtual_now) [[unlikely]]
+      return *virtual_now;
+    return steady_now_ns();
   }
   /// CLOCK_MONOTONIC (steady_clock), whatever the hub's clock: what a wait
   /// for another thread reads, since a virtual clock would not move meanwhile.
