@@ -221,8 +221,9 @@ struct DynamicSchedule {
 /// The base of every looping call: stop, wait, running, and the lifetime.
 /// A looping call is made, started, stopped, waited for and destroyed on
 /// fibers of one hub (the loop runs on a fiber of the hub that called
-/// start); stop() and running() may also be called from other threads. Not
-/// copyable or movable.
+/// start). stop() and running() never suspend and may also be called from
+/// other threads, as long as start() and the destructor do not run at the
+/// same time. Not copyable or movable.
 template <class R = bool>
 class LoopingCall {
   static_assert(std::is_copy_constructible_v<R> && std::is_default_constructible_v<R>,
@@ -245,7 +246,7 @@ class LoopingCall {
   /// Ends the loop: the idle wait (and the initial delay) ends at once; a
   /// callback that is running is never interrupted, and no call follows it.
   /// Idempotent. A stop() before start() is forgotten by start() (oslo).
-  /// Never suspends; any thread.
+  /// Never suspends.
   void stop() noexcept {
     if (run_) run_->stop();
   }
@@ -266,7 +267,7 @@ class LoopingCall {
     return run->done.wait();
   }
 
-  /// True from start() until the loop ends or stop() is called. Any thread.
+  /// True from start() until the loop ends or stop() is called.
   bool running() const noexcept { return run_ && !run_->stopped() && !run_->done.ready(); }
 
  protected:
@@ -490,7 +491,10 @@ class BackOffLoopingCall : public LoopingCall<R> {
         function_(std::make_shared<detail::UniqueFunction<bool()>>(
             [f = std::move(f), ... args = std::move(args)]() mutable {
               return static_cast<bool>(std::invoke(f, args...));
-            })) {}
+            })) {
+    static_assert(std::is_constructible_v<bool, std::invoke_result_t<F&, Args&...>>,
+                  "BackOffLoopingCall: the function returns whether it succeeded (a bool)");
+  }
 
   /// Starts the loop on a new fiber of this hub; each start begins afresh
   /// (starting_interval, no error time). Throws as
