@@ -111,6 +111,27 @@ TEST_F(LoopingCallTest, FixedIntervalCallsStartAtOslosDriftCheckTimes) {
   EXPECT_TRUE(contains(warnings[1].text, "run outlasted interval by 0.01 sec")) << warnings[1].text;
 }
 
+TEST_F(LoopingCallTest, FixedIntervalRestartsItsScheduleAfterAnOverrunWithoutABurst) {
+  // The call due at 1 s runs until 4.5 s: the calls due at 2, 3 and 4 s are
+  // not made up for; the next follows at once, and then every second.
+  LogCapture log;
+  std::vector<double> starts;
+  run_virtual([&] {
+    const auto origin = weft::now();
+    FixedIntervalLoopingCall call([&] {
+      starts.push_back(since(origin));
+      if (starts.size() == 2) weft::sleep(3.5s);
+      if (starts.size() == 5) throw LoopingCallDone{};
+    });
+    call.start(1s);
+    call.wait();
+  });
+  expect_times(starts, {0, 1, 4.5, 5.5, 6.5});
+  const auto warnings = log.at(weft::LogLevel::warning);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_TRUE(contains(warnings[0].text, "run outlasted interval by 2.50 sec")) << warnings[0].text;
+}
+
 TEST_F(LoopingCallTest, FixedIntervalOverrunUnderFiveMillisecondsLogsNothing) {
   LogCapture log;
   std::vector<double> starts;
