@@ -47,6 +47,25 @@ bool GreenThreadCore::remove_link(std::uint64_t id) noexcept {
 }
 
 void GreenThreadCore::kill(std::exception_ptr error, bool only_if_not_started) {
+  deliver_kill(std::move(error), only_if_not_started, true);
+}
+
+void GreenThreadCore::kill_deferring_interrupts() noexcept {
+  deliver_kill(nullptr, false, false);
+}
+
+void GreenThreadCore::wait_deferring_interrupts() noexcept {
+  if (finished()) return;
+  SpinGuard lock(lock_);
+  if (finished_.load(std::memory_order_relaxed)) return;
+  // Only finish() wakes a fiber parked this way, so when this returns the
+  // fiber has ended, whatever is pending for the caller.
+  Parked record;
+  waiters_.park_ignoring_interrupts(lock, record, "GreenThread::wait (in a destructor)");
+}
+
+void GreenThreadCore::deliver_kill(std::exception_ptr error, bool only_if_not_started,
+                                   bool killer_yields) {
   HubCore* here = HubCore::current();
   HubCore* home = FiberAccess::hub(*this);
   if (here && here == home) {
@@ -56,7 +75,7 @@ void GreenThreadCore::kill(std::exception_ptr error, bool only_if_not_started) {
                                !IntrusiveList<FiberBase, LiveTag>::contains_anywhere(this);
     if (!start_pending) {
       if (only_if_not_started && started()) return;
-      return home->kill(this, std::move(error));
+      return home->kill(this, std::move(error), killer_yields);
     }
   }
   // Another thread: the home hub delivers it at its next round. Posted under

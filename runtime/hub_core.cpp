@@ -196,7 +196,7 @@ void HubCore::enqueue(FiberBase* fiber, std::optional<std::int64_t> at_ns) {
   }
 }
 
-void HubCore::kill(FiberBase* fiber, std::exception_ptr error) {
+void HubCore::kill(FiberBase* fiber, std::exception_ptr error, bool killer_yields) {
   if (fiber->state_ == FiberState::dead) return;
   if (!error) error = std::make_exception_ptr(FiberExit{});
   if (fiber->state_ == FiberState::created) {
@@ -216,7 +216,7 @@ void HubCore::kill(FiberBase* fiber, std::exception_ptr error) {
   if (fiber == current_) std::rethrow_exception(error);
   interrupt(fiber, std::move(error), 0);
   // The killer yields once, so the target unwinds before kill returns.
-  if (running_fiber()) yield_now();
+  if (killer_yields && running_fiber()) yield_now();
 }
 
 void HubCore::kill_all() {

@@ -99,7 +99,10 @@ class HubCore {
   void prepare(FiberBase* fiber, const SpawnOptions& options);
   /// The half that only this hub's thread may do: live list, ready queue or timer.
   void enqueue(FiberBase* fiber, std::optional<std::int64_t> at_ns);
-  void kill(FiberBase* fiber, std::exception_ptr error);
+  /// Kills `fiber` (not the caller). From a fiber, the killer then yields
+  /// once, unless `killer_yields` is false (a destructor that must not throw
+  /// the killer's own pending interrupt).
+  void kill(FiberBase* fiber, std::exception_ptr error, bool killer_yields = true);
   void kill_all();
   /// Delivers an interrupt (kill: source 0; Timeout: its serial) to a started
   /// fiber; a suspended one wakes and throws it from its suspension point.

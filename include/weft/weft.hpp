@@ -17,6 +17,7 @@
 #include <weft/runtime/green_thread.hpp>
 #include <weft/runtime/hub.hpp>
 #include <weft/runtime/log.hpp>
+#include <weft/runtime/looping_call.hpp>
 #include <weft/runtime/run.hpp>
 #include <weft/runtime/runtime.hpp>
 #include <weft/runtime/sleep.hpp>

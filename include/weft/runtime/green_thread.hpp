@@ -134,6 +134,16 @@ class DetachedFiber final : public FiberBase {
 
 struct AdoptReference {};
 
+/// The control block behind a handle, for weft's own parts that need more
+/// than the public calls (a destructor that kills and waits without throwing:
+/// GreenThreadCore::kill_deferring_interrupts, wait_deferring_interrupts).
+struct GreenThreadAccess {
+  template <class R>
+  static GreenThreadCore& core(const GreenThread<R>& thread) {
+    return thread.state();
+  }
+};
+
 }  // namespace detail
 
 /// A copyable handle to a spawned fiber and its eventual result.
@@ -213,6 +223,8 @@ class GreenThread {
   }
 
  private:
+  friend struct detail::GreenThreadAccess;
+
   detail::GreenThreadState<R>& state() const {
     if (!state_) throw std::logic_error("weft::GreenThread: empty handle");
     return *state_;

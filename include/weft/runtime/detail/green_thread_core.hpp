@@ -13,8 +13,8 @@
 #include <vector>
 
 #include <weft/runtime/detail/fiber_base.hpp>
-#include <weft/runtime/detail/unique_function.hpp>
 #include <weft/runtime/detail/parking.hpp>
+#include <weft/runtime/detail/unique_function.hpp>
 
 namespace weft::detail {
 
@@ -39,6 +39,16 @@ class GreenThreadCore : public FiberBase {
   /// `error` means FiberExit. From another thread than the fiber's hub it is
   /// delivered by that hub at its next round and the caller does not wait.
   void kill(std::exception_ptr error, bool only_if_not_started);
+  /// For destructors that wait for a fiber and must never throw (looping
+  /// calls, thread groups, managed threads): kill() with FiberExit, without
+  /// the killer's yield, so that a kill or Timeout pending for the caller is
+  /// not thrown here. Not for the fiber itself.
+  void kill_deferring_interrupts() noexcept;
+  /// wait_finished() for the same destructors: a kill or Timeout aimed at the
+  /// caller neither wakes nor interrupts it; it stays pending and is thrown
+  /// at the caller's next suspension point. From a fiber (of any hub) other
+  /// than this one.
+  void wait_deferring_interrupts() noexcept;
   /// Ends a fiber that was never handed to its hub: it never runs, its
   /// outcome is `error` (FiberExit if null) and its links run now, in the
   /// caller. Drops the fiber's own reference.
@@ -61,6 +71,7 @@ class GreenThreadCore : public FiberBase {
     LinkCallback callback;
   };
 
+  void deliver_kill(std::exception_ptr error, bool only_if_not_started, bool killer_yields);
   /// Runs links until none is left; the caller has set resolving_links_.
   void resolve_links() noexcept;
 
