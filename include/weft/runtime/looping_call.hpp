@@ -223,6 +223,10 @@ struct DynamicSchedule {
 /// fibers of one hub (the loop runs on a fiber of the hub that called
 /// start); stop() and running() may also be called from other threads. Not
 /// copyable or movable.
+namespace detail {
+struct LoopingCallAccess;
+}  // namespace detail
+
 template <class R = bool>
 class LoopingCall {
   static_assert(std::is_copy_constructible_v<R> && std::is_default_constructible_v<R>,
@@ -298,10 +302,24 @@ class LoopingCall {
   }
 
  private:
+  friend struct detail::LoopingCallAccess;
+
   const char* kind_;
   std::shared_ptr<detail::LoopRun<R>> run_;  // of the latest start()
   GreenThread<void> fiber_;                  // the latest start()'s loop
 };
+
+namespace detail {
+/// For ThreadGroup: the fiber of a looping call's latest start() (empty
+/// before the first), to wait for it without its outcome being thrown and to
+/// tell whether the caller is that fiber.
+struct LoopingCallAccess {
+  template <class R>
+  static const GreenThread<void>& fiber(const LoopingCall<R>& call) noexcept {
+    return call.fiber_;
+  }
+};
+}  // namespace detail
 
 /// Calls `f(args...)` (copies of them, as lvalues, on every call; its result
 /// is ignored) at `started + initial_delay + k·interval`: an absolute
