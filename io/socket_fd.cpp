@@ -17,9 +17,10 @@
 
 #include <weft/process/to_thread.hpp>
 
+#include "runtime/hub_core.hpp"
+#include "runtime/hub_lifeline.hpp"
 #include "runtime/reactor/accept_queue.hpp"
 #include "runtime/reactor/io_call.hpp"
-#include "runtime/hub_core.hpp"
 
 namespace weft::detail {
 
@@ -110,6 +111,8 @@ namespace {
 HubCore& hub_for(SocketFd& socket, const char* what) {
   if (socket.fd < 0) throw_errno(EBADF, what);
   HubCore& hub = current_hub_core(what);
+  if (socket.used_on != hub.lifeline()) [[unlikely]]
+    socket.used_on = hub.lifeline();
   const bool wanted = !hub.backend().runs_operations();
   if (wanted != socket.nonblocking) {
     const int flags = ::fcntl(socket.fd, F_GETFL);
@@ -175,7 +178,50 @@ int connect_socket(SocketFd& socket, const void* address, socklen_t length, cons
   return socket_call(socket, r, what);
 }
 
+namespace {
+
+// What a close from another thread leaves to the hub whose fibers use the
+// socket: its waiters, its lines and its multishot accept live there. Dropped
+// unrun (the hub ended first), it closes the fd where it is.
+class CloseOnItsHub {
+ public:
+  CloseOnItsHub(int fd, AcceptQueue* accept_queue) noexcept
+      : fd_(fd), accept_queue_(accept_queue) {}
+  CloseOnItsHub(CloseOnItsHub&& other) noexcept
+      : fd_(std::exchange(other.fd_, -1)), accept_queue_(other.accept_queue_) {}
+  CloseOnItsHub& operator=(CloseOnItsHub&&) = delete;
+  ~CloseOnItsHub() {
+    if (fd_ < 0) return;
+    if (accept_queue_) accept_queue_->release();
+    ::close(fd_);
+  }
+
+  void operator()() noexcept {
+    if (accept_queue_) accept_queue_->release();
+    HubCore::current()->backend().forget(fd_, true);  // wakes the fibers waiting on it
+    ::close(std::exchange(fd_, -1));
+  }
+
+ private:
+  int fd_;
+  AcceptQueue* accept_queue_;
+};
+
+}  // namespace
+
 void close_socket(SocketFd& socket) noexcept {
+  if (socket.fd >= 0 && socket.used_on && !socket.used_on->is_callers()) {
+    UniqueFunction<void()> close;
+    try {
+      close =
+          CloseOnItsHub(std::exchange(socket.fd, -1), std::exchange(socket.accept_queue, nullptr));
+      socket.used_on->post_if_alive(close);
+    } catch (const std::bad_alloc&) {
+      // No memory to hand it over: `close` closes it here.
+    }
+    socket.used_on.reset();
+    return;  // `close`, if the hub has ended, closes it here
+  }
   if (socket.accept_queue) {
     socket.accept_queue->release();
     socket.accept_queue = nullptr;
@@ -185,6 +231,7 @@ void close_socket(SocketFd& socket) noexcept {
     hub->backend().forget(socket.fd, socket.calls_waiting != 0);
   ::close(socket.fd);
   socket.fd = -1;
+  socket.used_on.reset();
 }
 
 int socket_port(const SocketFd& socket, bool peer) {

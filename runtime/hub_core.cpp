@@ -143,6 +143,9 @@ HubCore::HubCore(Hub& owner, const HubOptions& options)
 
 HubCore::~HubCore() {
   kill_all();
+  // Nothing of this hub's is in use any more; what other threads post from
+  // now on is theirs to do (a queued post is dropped unrun, with what it owns).
+  lifeline_->cut();
   release_signal_stack(signal_stack_);
   this_thread_hub = nullptr;
 }

@@ -27,6 +27,7 @@
 #include <weft/runtime/hub.hpp>
 
 #include "runtime/context_switch.hpp"
+#include "runtime/hub_lifeline.hpp"
 #include "runtime/reactor/backend.hpp"
 #include "runtime/remote_queue.hpp"
 #include "runtime/stack_pool.hpp"
@@ -204,6 +205,9 @@ class HubCore {
   std::size_t live_fibers() const noexcept { return live_.size(); }
   std::string dump() const;
   Backend& backend() noexcept { return *backend_; }
+  /// For objects that other threads may act on after the fibers that used
+  /// them here are gone (a socket closed from another thread).
+  const std::shared_ptr<HubLifeline>& lifeline() const noexcept { return lifeline_; }
   /// For a host loop (embedding): the backend's fd, which posts from other
   /// threads then also make readable.
   int poll_fd() noexcept {
@@ -315,6 +319,7 @@ class HubCore {
   std::vector<std::unique_ptr<StackPool>> sized_stacks_;
   RemoteQueue remote_;
   std::unique_ptr<Backend> backend_;
+  std::shared_ptr<HubLifeline> lifeline_ = std::make_shared<HubLifeline>(*this);
   ErrorHandler error_handler_;
   std::function<void()> before_blocking_;
   std::vector<char> signal_stack_;

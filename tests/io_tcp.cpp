@@ -581,7 +581,8 @@ TEST_F(TcpTest, AFiberThatKeepsYieldingDoesNotStarveAnAccept) {
     auto listener = weft::TcpListener::bind("127.0.0.1", 0);
     auto warm = weft::TcpStream::connect("127.0.0.1", listener.local_port());
     auto warm_peer = listener.accept();  // io_uring: a multishot accept now runs
-    bool accepted = false;
+    std::atomic<bool> accepted{false};
+    std::atomic<bool> gave_up{false};
     auto acceptor = weft::spawn([&] {
       auto peer = listener.accept();
       accepted = true;
@@ -590,14 +591,15 @@ TEST_F(TcpTest, AFiberThatKeepsYieldingDoesNotStarveAnAccept) {
     // Connected from a plain thread, so that this hub has nothing else in the
     // kernel: only the accept's completion can end the yielding below.
     const int port = listener.local_port();
-    std::thread connector([port] {
+    std::thread connector([port, &accepted, &gave_up] {
       const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
       sockaddr_in address{};
       address.sin_family = AF_INET;
       address.sin_port = htons(static_cast<std::uint16_t>(port));
       address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
       ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      while (!accepted && !gave_up)  // open until the accept has taken it
+        std::this_thread::yield();
       ::close(fd);
     });
     long yields = 0;
@@ -605,6 +607,7 @@ TEST_F(TcpTest, AFiberThatKeepsYieldingDoesNotStarveAnAccept) {
       weft::yield();
       ++yields;
     }
+    gave_up = true;
     connector.join();
     EXPECT_TRUE(accepted) << "still waiting after " << yields << " yields";
     acceptor.wait();

@@ -26,6 +26,7 @@
 
 #include "fd_leak_check.hpp"
 #include "runtime/hub_core.hpp"
+#include "thread_state.hpp"
 
 #include <boost/asio.hpp>  // Boost's headers come with libboost-context-dev
 
@@ -167,15 +168,18 @@ void round_trip(WakeBy wake_by, Drive drive) {
     weft::Event<int> answer;  // outlives the hub: a fiber still waiting on it unwinds first
     weft::Hub hub;
     std::atomic<bool> fiber_slept{false};
+    const pid_t loop_thread = weft_test::this_thread_tid();
     auto fiber = hub.spawn([&] {
       weft::sleep(5ms);
       fiber_slept = true;
       return answer.wait() + 1;
     });
     std::thread sender([&] {
-      for (int waited = 0; !fiber_slept && waited < 2000; ++waited)
-        std::this_thread::sleep_for(1ms);
-      std::this_thread::sleep_for(5ms);  // most likely parked in answer.wait() by now
+      while (!fiber_slept)
+        std::this_thread::yield();
+      // The loop sleeps only once the round has ended: the fiber is parked in
+      // answer.wait().
+      weft_test::wait_until_sleeping(loop_thread);
       if (wake_by == WakeBy::event_sent_from_thread) {
         answer.send(41);
       } else {
@@ -264,11 +268,12 @@ TEST(Embedding, PollFdIsNotReadableWhileThereIsNothingToDo) {
 TEST(Embedding, PollFdBecomesReadableAfterAPostFromAnotherThread) {
   weft::Hub hub;
   hub.run_once();  // the host loop has run a round; now it sleeps on poll_fd
+  const pid_t loop_thread = weft_test::this_thread_tid();
   for (int post = 1; post <= 3; ++post) {
     SCOPED_TRACE(testing::Message() << "post #" << post);
     std::atomic<bool> ran{false};
     std::thread poster([&] {
-      std::this_thread::sleep_for(5ms);
+      weft_test::wait_until_sleeping(loop_thread);
       hub.post([&] { ran = true; });
     });
     EXPECT_TRUE(readable(hub.poll_fd(), 1000ms)) << "a host loop waiting on poll_fd sleeps on";
@@ -297,8 +302,9 @@ TEST(Embedding, PollFdAskedForAfterAPostAlreadyMadeIsReadable) {
 TEST(Embedding, PollFdOfAFreshHubBecomesReadableAfterAPostFromAnotherThread) {
   weft::Hub hub;  // no round run yet: the host loop starts by waiting
   std::atomic<bool> ran{false};
+  const pid_t loop_thread = weft_test::this_thread_tid();
   std::thread poster([&] {
-    std::this_thread::sleep_for(5ms);
+    weft_test::wait_until_sleeping(loop_thread);
     hub.post([&] { ran = true; });
   });
   EXPECT_TRUE(readable(hub.poll_fd(), 1000ms)) << "a host loop waiting on poll_fd sleeps on";
@@ -387,26 +393,32 @@ TEST(Embedding, EpollLoopRoundTripOverTcp) {
   {
     weft::Hub hub;
     std::atomic<int> port{0};
+    std::atomic<bool> accepted{false};
+    const pid_t loop_thread = weft_test::this_thread_tid();
     auto server = hub.spawn([&] {
       auto listener = weft::TcpListener::bind("127.0.0.1", 0);
       port = listener.local_port();
       auto stream = listener.accept();
+      accepted = true;
       char text[16] = {};
       const std::size_t got = stream.read_some(text, sizeof text);
       return std::string(text, got);
     });
     std::thread client([&] {
-      for (int waited = 0; port == 0 && waited < 2000; ++waited)
-        std::this_thread::sleep_for(1ms);
+      while (port == 0)
+        std::this_thread::yield();
       const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
       sockaddr_in address{};
       address.sin_family = AF_INET;
       address.sin_port = htons(static_cast<std::uint16_t>(port.load()));
       address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
       if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0) {
-        std::this_thread::sleep_for(10ms);  // the accept completes first, then the read waits
+        // The loop sleeps again once the accept has completed and the read
+        // waits: the bytes then arrive through poll_fd.
+        while (!accepted)
+          std::this_thread::yield();
+        weft_test::wait_until_sleeping(loop_thread);
         [[maybe_unused]] ssize_t sent = ::write(fd, "ping", 4);
-        std::this_thread::sleep_for(10ms);
       }
       ::close(fd);
     });

@@ -7,13 +7,13 @@
 
 #include <atomic>
 #include <chrono>
-#include <random>
 #include <thread>
 #include <vector>
 
 #include <weft/weft.hpp>
 
 #include "runtime/hub_core.hpp"
+#include "thread_state.hpp"
 
 using namespace std::chrono_literals;
 
@@ -50,10 +50,11 @@ TEST(RuntimeRemoteQueue, EightPlainThreadsPostingTenThousandEachLoseNothing) {
 TEST(RuntimeRemoteQueue, PostsFromOneThreadRunInOrderAcrossSleeps) {
   weft::Hub hub;
   std::vector<int> seen;
+  const pid_t hub_thread = weft_test::this_thread_tid();
   std::thread poster([&] {
     for (int i = 0; i < 200; ++i) {
       hub.post([&, i] { seen.push_back(i); });
-      if (i % 20 == 0) std::this_thread::sleep_for(1ms);  // lets the hub fall asleep
+      if (i % 20 == 0) weft_test::wait_until_sleeping(hub_thread);  // the hub ran out of work
     }
   });
   hub.run_until([&] { return seen.size() == 200; });
@@ -91,11 +92,12 @@ TEST(RuntimeRemoteQueue, HubDestroyedRightAfterTheWorkThatWokeItsLastFiber) {
   // The posted work wakes the hub's only fiber, which ends; weft::run then
   // destroys the hub while the poster may still be inside post(). The poster
   // must not touch the queue after its post became visible (ASan, TSan).
-  std::minstd_rand random(7);
   for (int round = 0; round < 1000; ++round) {
     std::atomic<weft::Hub*> published{nullptr};
+    std::atomic<pid_t> hub_tid{0};
     weft::Event<> wake_up;
     std::thread hub_thread([&] {
+      hub_tid = weft_test::this_thread_tid();
       weft::run([&] {
         published.store(&weft::Hub::current(), std::memory_order_release);
         wake_up.wait();
@@ -104,8 +106,9 @@ TEST(RuntimeRemoteQueue, HubDestroyedRightAfterTheWorkThatWokeItsLastFiber) {
     weft::Hub* hub = nullptr;
     while (!(hub = published.load(std::memory_order_acquire)))
       std::this_thread::yield();
-    // Sometimes the hub is still running, sometimes asleep in its backend.
-    if (random() % 2) std::this_thread::sleep_for(std::chrono::microseconds(random() % 200));
+    // Every other round the hub is asleep in its backend when the post comes;
+    // in the others it may still be running.
+    if (round % 2) weft_test::wait_until_sleeping(hub_tid.load());
     hub->post([&wake_up] { wake_up.send(); });  // runs on the hub: a direct wake-up
     hub_thread.join();
   }

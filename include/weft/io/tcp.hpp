@@ -68,6 +68,12 @@ class TcpListener {
   /// of one hub may wait at once: each connection goes to the one that has
   /// waited longest; closing the listener wakes them all (EBADF).
   TcpStream accept();
+  /// Closes the socket (also done by the destructor). Idempotent. Fibers
+  /// waiting in it wake with EBADF. From any thread: called elsewhere than on
+  /// the hub whose fibers last used it, the close is handed to that hub (its
+  /// fibers and its io live there), which does it at its next round; the
+  /// object reads closed at once, and if that hub has ended the close happens
+  /// at once, here.
   void close() noexcept;
 
   bool is_open() const noexcept { return socket_.fd >= 0; }

@@ -50,7 +50,12 @@ class ByteStream {
 
   /// Half-closes the sending side (the peer reads end of stream).
   void shutdown();
-  /// Closes the socket now (also done by the destructor). Idempotent.
+  /// Closes the socket (also done by the destructor). Idempotent. Fibers
+  /// waiting in it wake with EBADF. From any thread: called elsewhere than on
+  /// the hub whose fibers last used it, the close is handed to that hub (its
+  /// fibers and its io live there), which does it at its next round; the
+  /// object reads closed at once, and if that hub has ended the close happens
+  /// at once, here.
   void close() noexcept;
 
   bool is_open() const noexcept { return socket_.fd >= 0; }
