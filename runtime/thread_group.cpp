@@ -58,8 +58,8 @@ std::chrono::nanoseconds checked_seconds(std::chrono::duration<double> seconds, 
   if (std::isnan(seconds.count()) || seconds.count() < 0 || (!zero_allowed && seconds.count() == 0))
     throw std::invalid_argument(std::string("weft::ThreadGroup::cancel: ") + name + " must be " +
                                 (zero_allowed ? "zero or more" : "positive") + " seconds");
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::min(
-      seconds, std::chrono::duration<double>(std::chrono::nanoseconds::max() / 2)));
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+      std::min(seconds, std::chrono::duration<double>(std::chrono::nanoseconds::max() / 2)));
 }
 
 }  // namespace
@@ -93,13 +93,15 @@ void ThreadGroup::check_hub(const char* operation) const {
 void ThreadGroup::adopt(detail::GreenThreadCore& core) {
   threads_->alive.emplace_back(core);
   // It leaves the group when it ends, however it ends (at once if it ran inline).
-  core.add_link([threads = std::weak_ptr<detail::GroupThreads>(threads_)](
-                    detail::GreenThreadCore& ended) {
-    if (auto group = threads.lock()) group->remove(ended);
-  });
+  core.add_link(
+      [threads = std::weak_ptr<detail::GroupThreads>(threads_)](detail::GreenThreadCore& ended) {
+        if (auto group = threads.lock()) group->remove(ended);
+      });
 }
 
-void ThreadGroup::keep(std::shared_ptr<LoopingCall<>> timer) { timers_.push_back(std::move(timer)); }
+void ThreadGroup::keep(std::shared_ptr<LoopingCall<>> timer) {
+  timers_.push_back(std::move(timer));
+}
 
 std::size_t ThreadGroup::thread_count() const {
   check_hub("weft::ThreadGroup::thread_count");
@@ -149,7 +151,8 @@ void ThreadGroup::wait_timers() {
   for (const auto& timer : timers) {
     const GreenThread<void>& fiber = detail::LoopingCallAccess::fiber(*timer);
     if (!fiber || is_caller(detail::GreenThreadAccess::core(fiber))) continue;
-    detail::GreenThreadAccess::core(fiber).wait_finished();  // throws only what is aimed at the caller
+    detail::GreenThreadAccess::core(fiber)
+        .wait_finished();  // throws only what is aimed at the caller
     try {
       timer->wait();  // the loop has ended: its outcome, at once
     } catch (...) {
@@ -191,8 +194,8 @@ void ThreadGroup::cancel(std::optional<std::chrono::duration<double>> timeout,
   check_hub("weft::ThreadGroup::cancel");
   detail::current_hub_core("weft::ThreadGroup::cancel").require_fiber("weft::ThreadGroup::cancel");
   const auto pause = checked_seconds(wait_time, "wait_time", false);
-  const auto limit = timeout ? std::optional(checked_seconds(*timeout, "timeout", true))
-                             : std::nullopt;
+  const auto limit =
+      timeout ? std::optional(checked_seconds(*timeout, "timeout", true)) : std::nullopt;
   for (const detail::GroupThread& thread : others())
     thread.core().kill(nullptr, true);  // only those that have not started
   if (!limit) return;

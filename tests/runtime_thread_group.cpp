@@ -114,9 +114,9 @@ TEST_F(ThreadGroupTest, TimersWithArgumentsAndOptionsRunAndStayInTheGroup) {
     std::vector<double> dynamic;
     auto timer = group.add_timer(
         1s, [&](double scale) { fixed.push_back(since(origin) * scale); }, 10.0);
-    auto later = group.add_timer(
-        1s, weft::TimerOptions{.initial_delay = 2s, .stop_on_exception = false},
-        [&] { delayed.push_back(since(origin)); });
+    auto later =
+        group.add_timer(1s, weft::TimerOptions{.initial_delay = 2s, .stop_on_exception = false},
+                        [&] { delayed.push_back(since(origin)); });
     auto poller = group.add_dynamic_timer(
         weft::TimerOptions{.initial_delay = 1s, .periodic_interval_max = 2s},
         [&](const std::string& tag) -> std::optional<Seconds> {

@@ -47,7 +47,10 @@ class GroupThread {
  public:
   explicit GroupThread(GreenThreadCore& core) noexcept : core_(&core) { core_->add_ref(); }
   GroupThread(const GroupThread& other) noexcept : core_(other.core_) { core_->add_ref(); }
-  GroupThread& operator=(const GroupThread&) = delete;
+  GroupThread& operator=(GroupThread other) noexcept {
+    std::swap(core_, other.core_);
+    return *this;
+  }
   ~GroupThread() { core_->release(); }
 
   GreenThreadCore& core() const noexcept { return *core_; }
@@ -96,15 +99,13 @@ class ThreadGroup {
   /// (options: initial delay, stop_on_exception) and keeps it in the group.
   /// Throws std::invalid_argument for a negative duration.
   template <class F, class... Args>
-  requires std::invocable<F&, Args&...>
-  std::shared_ptr<FixedIntervalLoopingCall<>> add_timer(std::chrono::duration<double> interval, F f,
-                                                        Args... args) {
+  requires std::invocable<F&, Args&...> std::shared_ptr<FixedIntervalLoopingCall<>> add_timer(
+      std::chrono::duration<double> interval, F f, Args... args) {
     return add_timer(interval, TimerOptions{}, std::move(f), std::move(args)...);
   }
   template <class F, class... Args>
-  requires std::invocable<F&, Args&...>
-  std::shared_ptr<FixedIntervalLoopingCall<>> add_timer(std::chrono::duration<double> interval,
-                                                        TimerOptions options, F f, Args... args) {
+  requires std::invocable<F&, Args&...> std::shared_ptr<FixedIntervalLoopingCall<>> add_timer(
+      std::chrono::duration<double> interval, TimerOptions options, F f, Args... args) {
     check_hub("weft::ThreadGroup::add_timer");
     auto timer = std::make_shared<FixedIntervalLoopingCall<>>(std::move(f), std::move(args)...);
     timer->start(interval, options.initial_delay, options.stop_on_exception);
@@ -115,14 +116,13 @@ class ThreadGroup {
   /// Starts a DynamicLoopingCall of `f(args...)` (options: initial delay,
   /// periodic_interval_max, stop_on_exception) and keeps it in the group.
   template <class F, class... Args>
-  requires std::invocable<F&, Args&...>
-  std::shared_ptr<DynamicLoopingCall<>> add_dynamic_timer(F f, Args... args) {
+  requires std::invocable<F&, Args&...> std::shared_ptr<DynamicLoopingCall<>> add_dynamic_timer(
+      F f, Args... args) {
     return add_dynamic_timer(TimerOptions{}, std::move(f), std::move(args)...);
   }
   template <class F, class... Args>
-  requires std::invocable<F&, Args&...>
-  std::shared_ptr<DynamicLoopingCall<>> add_dynamic_timer(TimerOptions options, F f,
-                                                          Args... args) {
+  requires std::invocable<F&, Args&...> std::shared_ptr<DynamicLoopingCall<>> add_dynamic_timer(
+      TimerOptions options, F f, Args... args) {
     check_hub("weft::ThreadGroup::add_dynamic_timer");
     auto timer = std::make_shared<DynamicLoopingCall<>>(std::move(f), std::move(args)...);
     timer->start(options.initial_delay, options.periodic_interval_max, options.stop_on_exception);
