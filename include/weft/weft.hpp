@@ -22,6 +22,7 @@
 #include <weft/runtime/runtime.hpp>
 #include <weft/runtime/sleep.hpp>
 #include <weft/runtime/spawn_options.hpp>
+#include <weft/runtime/thread_group.hpp>
 #include <weft/runtime/timeout.hpp>
 #include <weft/sync/capacity_limiter.hpp>
 #include <weft/sync/channel.hpp>

@@ -216,6 +216,8 @@ struct DynamicSchedule {
   TimePoint next(std::optional<Seconds> suggested, TimePoint began);
 };
 
+struct LoopingCallAccess;
+
 }  // namespace detail
 
 /// The base of every looping call: stop, wait, running, and the lifetime.
@@ -299,10 +301,24 @@ class LoopingCall {
   }
 
  private:
+  friend struct detail::LoopingCallAccess;
+
   const char* kind_;
   std::shared_ptr<detail::LoopRun<R>> run_;  // of the latest start()
   GreenThread<void> fiber_;                  // the latest start()'s loop
 };
+
+namespace detail {
+/// For ThreadGroup: the fiber of a looping call's latest start() (empty
+/// before the first), to wait for it without its outcome being thrown and to
+/// tell whether the caller is that fiber.
+struct LoopingCallAccess {
+  template <class R>
+  static const GreenThread<void>& fiber(const LoopingCall<R>& call) noexcept {
+    return call.fiber_;
+  }
+};
+}  // namespace detail
 
 /// Calls `f(args...)` (copies of them, as lvalues, on every call; its result
 /// is ignored) at `started + initial_delay + k·interval`: an absolute
