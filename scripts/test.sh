@@ -33,7 +33,7 @@ run_threaded_under_tsan() {
   local dir=build-tsan
   [ -f "$dir/build.ninja" ] ||
     meson setup "$dir" -Db_sanitize=thread "${sanitizer_build_options[@]}"
-  local tests=(runtime_embedding runtime_fork runtime_hub runtime_kill runtime_log runtime_multi_hub runtime_remote_queue runtime_spawn runtime_stress runtime_timeout)
+  local tests=(runtime_embedding runtime_fork runtime_hub runtime_kill runtime_log runtime_multi_hub runtime_remote_queue runtime_spawn runtime_stress runtime_thread_group runtime_timeout runtime_virtual_time)
   tests+=($(cd tests && ls io_*.cpp sync_*.cpp process_*.cpp | sed 's/\.cpp$//'))
   ninja -C "$dir" -j "$jobs" "${tests[@]/#/tests/}"
   echo "== $dir: ThreadSanitizer (${tests[*]})"
