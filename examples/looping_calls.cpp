@@ -1,7 +1,8 @@
-// Looping calls and retry (oslo.service's loopingcall): a heartbeat on a fixed
-// schedule, a poller that picks its own delays, a reconnect that backs off
-// while it fails, and a flaky call retried. Prints what happens and ends in
-// well under a second.
+// Looping calls, retry and thread groups (oslo.service's loopingcall and
+// threadgroup): a heartbeat on a fixed schedule, a poller that picks its own
+// delays, a reconnect that backs off while it fails, a flaky call retried, and
+// a service's workers and timers stopped together. Prints what happens and
+// ends in well under a second.
 
 #include <chrono>
 #include <cstdio>
@@ -69,6 +70,25 @@ void flaky_call() {
   std::printf("  %d after %d calls\n", answer, calls);
 }
 
+void service() {
+  std::puts("ThreadGroup: two workers and a timer, stopped together");
+  const auto origin = weft::now();
+  weft::ThreadGroup group(2);  // at most two workers alive at once
+  for (int worker = 1; worker <= 2; ++worker) {
+    group.add_thread([&, worker] {
+      for (;;) {  // until stop() kills it
+        weft::sleep(30ms);
+        std::printf("  worker %d at %lld ms\n", worker, ms_since(origin));
+      }
+    });
+  }
+  group.add_timer(40ms, [&] { std::printf("  timer at %lld ms\n", ms_since(origin)); });
+  weft::sleep(100ms);
+  group.stop();  // stops the timer, kills the workers and waits for them
+  std::printf("  after stop(): %zu threads, %zu timers\n", group.thread_count(),
+              group.timer_count());
+}
+
 }  // namespace
 
 int main() {
@@ -77,5 +97,6 @@ int main() {
     poller();
     reconnect();
     flaky_call();
+    service();
   });
 }
