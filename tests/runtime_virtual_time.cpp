@@ -4,7 +4,6 @@
 // runs again with WEFT_BACKEND=epoll.
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -41,21 +40,10 @@ constexpr weft::HubOptions virtual_time{.clock = weft::Clock::virtual_time};
 // for a loaded machine and sanitizers.
 constexpr auto at_once = 20s;
 
-std::size_t thread_count() {
-  DIR* dir = ::opendir("/proc/self/task");
-  if (!dir) return 0;
-  std::size_t count = 0;
-  while (const dirent* entry = ::readdir(dir)) {
-    if (entry->d_name[0] != '.') ++count;
-  }
-  ::closedir(dir);
-  return count;
-}
-
 // Threads of this test's own: the process-wide thread cache keeps its
 // workers on purpose (to_thread), so they do not count as left behind.
 std::size_t own_threads() {
-  return thread_count() - weft::ThreadCache::global().total_workers();
+  return weft_test::live_threads() - weft::ThreadCache::global().total_workers();
 }
 
 // Fails a test that leaves an fd open or a thread running.
