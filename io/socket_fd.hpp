@@ -38,7 +38,7 @@ int socket_call(SocketFd& socket, IoRequest& request, const char* what);
 /// std::system_error naming `what`.
 SocketFd accept_socket(SocketFd& listener, const char* what);
 /// connect(2) through socket_call: 0, or -errno (-ETIMEDOUT past
-/// `deadline_ns`, CLOCK_MONOTONIC; 0: no deadline).
+/// `deadline_ns`, the hub's clock; 0: no deadline).
 int connect_socket(SocketFd& socket, const void* address, socklen_t length, const char* what,
                    std::int64_t deadline_ns = 0);
 /// Closes it (forgetting it in this thread's backend first). Idempotent.

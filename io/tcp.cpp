@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include <weft/runtime/clock.hpp>
 #include <weft/runtime/timeout.hpp>
 
 #include "io/socket_fd.hpp"
@@ -55,8 +56,7 @@ TcpStream TcpStream::connect_before(const std::string& host, int port, std::int6
   if (deadline_ns == 0) {
     addresses = detail::resolve(host, port, SOCK_STREAM, false);
   } else {
-    const auto left =
-        std::chrono::nanoseconds(deadline_ns) - std::chrono::steady_clock::now().time_since_epoch();
+    const auto left = std::chrono::nanoseconds(deadline_ns) - weft::now().time_since_epoch();
     if (left.count() <= 0) detail::throw_errno(ETIMEDOUT, where);
     Timeout lookup(left);
     try {

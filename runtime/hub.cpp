@@ -88,7 +88,8 @@ std::string backend_name() {
 namespace weft {
 
 std::chrono::steady_clock::time_point now() {
-  return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(detail::HubCore::now_ns()));
+  return std::chrono::steady_clock::time_point(
+      std::chrono::nanoseconds(detail::HubCore::current_now_ns()));
 }
 
 }  // namespace weft

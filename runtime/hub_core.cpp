@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <limits>
 #include <sstream>
 #include <system_error>
 
@@ -45,6 +46,8 @@ std::size_t default_stack_size(const HubOptions& options) {
 
 constinit thread_local HubCore* this_thread_hub __attribute__((tls_model("initial-exec"))) =
     nullptr;
+constinit thread_local const std::int64_t* this_thread_virtual_now
+    __attribute__((tls_model("initial-exec"))) = nullptr;
 
 namespace {
 
@@ -54,6 +57,7 @@ namespace {
 // forking thread's hub, so the child starts with none and may make its own.
 void forget_hub_in_child() noexcept {
   this_thread_hub = nullptr;
+  this_thread_virtual_now = nullptr;
 }
 
 // weft's switch returns on another fiber's stack (context_switch.hpp), which
@@ -118,9 +122,11 @@ void forget_hubs_on_fork() {
 
 HubCore::HubCore(Hub& owner, const HubOptions& options)
     : owner_(owner),
+      virtual_clock_(options.clock == Clock::virtual_time),
       remote_spin_(options.remote_spin),
       current_(&loop_context_),
       exception_globals_(reinterpret_cast<ExceptionGlobals*>(abi::__cxa_get_globals())),
+      virtual_now_ns_(steady_now_ns()),
       default_stacks_(default_stack_size(options)),
       backend_(make_backend(options.backend, remote_.wake_fd())) {
   if (this_thread_hub) {
@@ -135,6 +141,7 @@ HubCore::HubCore(Hub& owner, const HubOptions& options)
   install_stack_overflow_handler();
   signal_stack_ = make_signal_stack();
   this_thread_hub = this;
+  if (virtual_clock_) this_thread_virtual_now = &virtual_now_ns_;
   remote_.set_hub_sleeping(true);  // a host loop may wait on poll_fd before any round
 }
 
@@ -142,20 +149,21 @@ HubCore::~HubCore() {
   kill_all();
   release_signal_stack(signal_stack_);
   this_thread_hub = nullptr;
+  this_thread_virtual_now = nullptr;
 }
 
 void HubCore::throw_not_in_fiber(const char* operation) {
   throw NoHubError(std::string(operation) + ": must be called from a fiber");
 }
 
-std::int64_t HubCore::now_ns() noexcept {
+std::int64_t HubCore::steady_now_ns() noexcept {
   timespec ts;
   ::clock_gettime(CLOCK_MONOTONIC, &ts);
   return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
 }
 
 std::int64_t deadline_after(std::chrono::nanoseconds timeout) noexcept {
-  const std::int64_t now = HubCore::now_ns();
+  const std::int64_t now = HubCore::current_now_ns();
   const std::int64_t max = std::numeric_limits<std::int64_t>::max();
   if (timeout.count() <= 0) return now;
   return timeout.count() > max - now ? max : now + timeout.count();
@@ -351,12 +359,13 @@ void HubCore::run_round(std::optional<std::chrono::nanoseconds> max_wait, bool c
 }
 
 void HubCore::poll(std::optional<std::chrono::nanoseconds> max_wait, bool collect) {
-  auto on_error = [this](std::exception_ptr error) { report_error("hub.post", error); };
   // Posted work that ran counts as this round's event: the caller (run_until's
   // predicate, an embedding loop) must get to look before the hub blocks.
-  const bool ran_posts = remote_.run_pending(on_error) != 0;
+  const bool ran_posts = remote_.run_pending(post_error_handler()) != 0;
   if (ran_posts || !ready_.empty() || stop_flag_.load(std::memory_order_relaxed)) {
     max_wait = std::chrono::nanoseconds{0};
+  } else if (virtual_clock_ && virtual_timer_pending()) [[unlikely]] {
+    return jump_to_next_timer(collect);
   }
   if (!timers_.empty() && (!max_wait || max_wait->count() > 0)) {
     const auto until_timer =
@@ -376,7 +385,27 @@ void HubCore::poll(std::optional<std::chrono::nanoseconds> max_wait, bool collec
   }
   backend_->wait(max_wait, collect);
   if (may_block) remote_.set_hub_sleeping(false);
-  remote_.run_pending(on_error);
+  remote_.run_pending(post_error_handler());
+  fire_due_timers();
+}
+
+bool HubCore::virtual_timer_pending() const noexcept {
+  // A timer at the largest deadline never fires (detail/deadline.hpp): jumping
+  // to it would end a wait for ever. The hub waits for real instead.
+  return !timers_.empty() && timers_.top()->deadline_ns != std::numeric_limits<std::int64_t>::max();
+}
+
+void HubCore::jump_to_next_timer(bool collect) {
+  // The hub would wait for its next timer: a virtual clock jumps to it
+  // instead, whatever the round's max_wait (a host loop calls run_once
+  // without waiting, since next_deadline() is zero). But first a look,
+  // without waiting, for what arrived meanwhile: it came first in real time,
+  // so it runs first, at the present instant. Pending io and other threads'
+  // work do not hold the clock back: only what is here now counts.
+  backend_->wait(std::chrono::nanoseconds{0}, collect);
+  const bool ran_posts = remote_.run_pending(post_error_handler()) != 0;
+  if (ready_.empty() && !ran_posts && virtual_timer_pending())
+    virtual_now_ns_ = std::max(virtual_now_ns_, timers_.top()->deadline_ns);
   fire_due_timers();
 }
 
@@ -389,11 +418,11 @@ bool HubCore::spin_for_remote_post(std::optional<std::chrono::nanoseconds> max_w
   std::int64_t budget = remote_spin_.count();
   if (max_wait) budget = std::min<std::int64_t>(budget, max_wait->count());
   if (budget <= 0) return false;
-  const std::int64_t until = now_ns() + budget;
+  const std::int64_t until = steady_now_ns() + budget;
   for (unsigned i = 1;; ++i) {
     if (remote_.maybe_pending()) return true;
     spin_pause();
-    if (i % 64 == 0 && now_ns() >= until) return false;
+    if (i % 64 == 0 && steady_now_ns() >= until) return false;
   }
 }
 
@@ -407,7 +436,7 @@ void HubCore::trim_idle_stacks() noexcept {
     pool->trim(keep_hot, per_idle_round);
 }
 
-void HubCore::fire_due_timers() noexcept {
+inline void HubCore::fire_due_timers() noexcept {
   if (timers_.empty()) return;
   const std::int64_t now = now_ns();
   while (TimerNode* due = timers_.pop_due(now))
@@ -439,6 +468,8 @@ bool HubCore::idle() const noexcept {
 std::optional<std::chrono::nanoseconds> HubCore::next_deadline() const {
   if (!ready_.empty() || remote_.maybe_pending()) return std::chrono::nanoseconds{0};
   if (timers_.empty()) return std::nullopt;
+  // Virtual time passes in run_once, at once: the host loop must not sleep for it.
+  if (virtual_clock_ && virtual_timer_pending()) return std::chrono::nanoseconds{0};
   return std::chrono::nanoseconds(std::max<std::int64_t>(0, timers_.top()->deadline_ns - now_ns()));
 }
 

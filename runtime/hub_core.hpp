@@ -39,6 +39,11 @@ class HubCore;
 
 // initial-exec: a plain TLS load, no __tls_get_addr call from the shared library.
 extern thread_local constinit HubCore* this_thread_hub __attribute__((tls_model("initial-exec")));
+/// The calling thread's hub's virtual clock; nullptr without a hub or on a
+/// steady one, so that reading the current clock costs a steady hub one
+/// branch (every sleep, Timeout and timed wait does).
+extern thread_local constinit const std::int64_t* this_thread_virtual_now
+    __attribute__((tls_model("initial-exec")));
 
 /// The C++ runtime's per-thread exception bookkeeping (libstdc++/libc++ ABI):
 /// the chain of exceptions being handled and the count of those in flight.
@@ -159,7 +164,23 @@ class HubCore {
   }
 
   // --- timers ---------------------------------------------------------------
-  static std::int64_t now_ns() noexcept;
+  /// The hub's clock, in ns since steady_clock's epoch: CLOCK_MONOTONIC, or
+  /// the virtual clock (Clock::virtual_time), which only the loop moves.
+  std::int64_t now_ns() const noexcept {
+    if (virtual_clock_) [[unlikely]]
+      return virtual_now_ns_;
+    return steady_now_ns();
+  }
+  /// The calling thread's hub's clock; CLOCK_MONOTONIC on a thread without one.
+  static std::int64_t current_now_ns() noexcept {
+    if (const std::int64_t* virtual_now = this_thread_virtual_now) [[unlikely]]
+      return *virtual_now;
+    return steady_now_ns();
+  }
+  /// CLOCK_MONOTONIC (steady_clock), whatever the hub's clock: what a wait
+  /// for another thread reads, since a virtual clock would not move meanwhile.
+  static std::int64_t steady_now_ns() noexcept;
+  bool virtual_clock() const noexcept { return virtual_clock_; }
   void arm_timer(TimerNode* node, std::int64_t deadline_ns) { timers_.arm(node, deadline_ns); }
   void disarm_timer(TimerNode* node) noexcept { timers_.disarm(node); }
 
@@ -269,7 +290,13 @@ class HubCore {
   }
 
   void poll(std::optional<std::chrono::nanoseconds> max_wait, bool collect);
-  void fire_due_timers() noexcept;
+  bool virtual_timer_pending() const noexcept;
+  void jump_to_next_timer(bool collect);
+  auto post_error_handler() noexcept {
+    return [this](std::exception_ptr error) { report_error("hub.post", error); };
+  }
+  // Inlined: a call costs as much as the rest of a round without a timer due.
+  __attribute__((always_inline)) inline void fire_due_timers() noexcept;
   void trim_idle_stacks() noexcept;
   bool spin_for_remote_post(std::optional<std::chrono::nanoseconds> max_wait) noexcept;
   void run_ready();
@@ -281,6 +308,7 @@ class HubCore {
   bool chain_rounds_ = false;     // may a round start without the loop polling?
   bool attention_ = false;        // a fiber ended: the loop must look
   bool stop_requested_ = false;
+  const bool virtual_clock_;
   std::atomic<bool> stop_flag_{false};
   std::ptrdiff_t remote_wakeups_expected_ = 0;
   std::chrono::nanoseconds remote_spin_;
@@ -288,6 +316,7 @@ class HubCore {
   LoopContext loop_context_;
   ExceptionGlobals* exception_globals_;
   TimerHeap timers_;
+  std::int64_t virtual_now_ns_;  // the clock, when virtual_clock_
   StackPool default_stacks_;
   std::vector<std::unique_ptr<StackPool>> sized_stacks_;
   RemoteQueue remote_;

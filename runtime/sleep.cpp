@@ -40,11 +40,12 @@ void sleep(std::chrono::nanoseconds duration) {
 }
 
 void sleep_until(std::chrono::steady_clock::time_point deadline) {
-  // steady_clock is CLOCK_MONOTONIC, the hub's clock, in libstdc++ and libc++.
+  // The hub's clock counts from steady_clock's epoch (CLOCK_MONOTONIC in
+  // libstdc++ and libc++), a virtual one too.
   detail::HubCore& hub = detail::current_hub_core("weft::sleep_until");
   const std::int64_t deadline_ns =
       std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count();
-  if (deadline_ns <= detail::HubCore::now_ns()) return hub.yield_now();
+  if (deadline_ns <= hub.now_ns()) return hub.yield_now();
   sleep_until_ns(hub, deadline_ns);
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 // What the io tests share: a fixture that fails a test which leaves an fd
-// open, and one that also gives each test a fresh directory for its files.
+// open, and one that also gives each test a fresh directory for its files;
+// live_threads() for tests that also check threads.
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -15,6 +16,12 @@ namespace weft_test {
 inline std::size_t open_fds() {
   return static_cast<std::size_t>(std::distance(
       std::filesystem::directory_iterator("/proc/self/fd"), std::filesystem::directory_iterator{}));
+}
+
+inline std::size_t live_threads() {
+  return static_cast<std::size_t>(
+      std::distance(std::filesystem::directory_iterator("/proc/self/task"),
+                    std::filesystem::directory_iterator{}));
 }
 
 class FdLeakCheck : public ::testing::Test {

@@ -71,9 +71,11 @@ struct IoRequest : IoCompletion {
   void* address = nullptr;      // sockaddr* (accept, connect), iovec* (readv, writev), msghdr*
   unsigned address_length = 0;  // connect's addrlen, readv/writev's iovec count
   unsigned* address_length_out = nullptr;  // accept's addrlen (in/out)
-  /// A deadline for this one operation (CLOCK_MONOTONIC ns; 0: none): past
-  /// it the operation ends with -ETIMEDOUT. io_uring links a timeout to it in
-  /// the kernel (IORING_OP_LINK_TIMEOUT), so no hub timer is involved.
+  /// A deadline for this one operation (the hub's clock, in ns; 0: none):
+  /// past it the operation ends with -ETIMEDOUT. io_uring links a timeout to
+  /// it in the kernel (IORING_OP_LINK_TIMEOUT, on CLOCK_MONOTONIC), so no hub
+  /// timer is involved; on a hub with a virtual clock run_io clears it before
+  /// start() and arms a hub timer instead.
   std::int64_t deadline_ns = 0;
   __kernel_timespec deadline_spec{};  // the backend's copy of it, for the kernel
   /// A byte stream (recv/send on TCP or a Unix stream): a transfer shorter

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include <weft/runtime/sleep.hpp>
 #include <weft/runtime/timeout.hpp>
@@ -259,14 +260,24 @@ int run_in_kernel(HubCore& hub, FiberBase& self, IoRequest& request, std::uint64
 
 int run_io_once(HubCore& hub, FiberBase& self, IoRequest& request, std::uint64_t fd_id,
                 const char* what) {
-  if (hub.backend().runs_operations()) return run_in_kernel(hub, self, request, fd_id, what);
-  if (request.deadline_ns == 0) return run_with_readiness(hub, self, request, fd_id, what);
+  const bool in_kernel = hub.backend().runs_operations();
+  auto run = [&] {
+    return in_kernel ? run_in_kernel(hub, self, request, fd_id, what)
+                     : run_with_readiness(hub, self, request, fd_id, what);
+  };
+  // The kernel's timeout runs on CLOCK_MONOTONIC, not on a virtual clock.
+  if (request.deadline_ns == 0 || (in_kernel && !hub.virtual_clock())) return run();
   // No kernel timeout to link to: a Timeout of the same length stands in.
-  const std::int64_t left = request.deadline_ns - HubCore::now_ns();
+  const std::int64_t left = request.deadline_ns - hub.now_ns();
   if (left <= 0) return -ETIMEDOUT;
   Timeout deadline{std::chrono::nanoseconds(left)};
+  struct WithoutKernelDeadline {
+    IoRequest& request;
+    const std::int64_t deadline_ns = std::exchange(request.deadline_ns, 0);
+    ~WithoutKernelDeadline() { request.deadline_ns = deadline_ns; }  // for a retry
+  } without_kernel_deadline{request};
   try {
-    return run_with_readiness(hub, self, request, fd_id, what);
+    return run();
   } catch (const TimeoutError& e) {
     if (!e.is(deadline)) throw;
     return -ETIMEDOUT;

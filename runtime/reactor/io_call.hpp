@@ -27,8 +27,9 @@ std::uint64_t next_fd_id() noexcept;
 /// point, so nothing is lost; otherwise it is thrown. Throws NoHubError
 /// outside a fiber.
 ///
-/// `request.deadline_ns`: past it the call returns -ETIMEDOUT (io_uring: a
-/// timeout linked to the operation in the kernel; epoll: a Timeout).
+/// `request.deadline_ns` (the hub's clock): past it the call returns
+/// -ETIMEDOUT (io_uring: a timeout linked to the operation in the kernel;
+/// epoll, or a hub on virtual time: a Timeout).
 int run_io(IoRequest& request, std::uint64_t fd_id, const char* what);
 
 /// Makes the call `request` describes at once, on the calling thread: the

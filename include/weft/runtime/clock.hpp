@@ -21,13 +21,20 @@ enum class Clock {
   /// in real time with free computation.
   ///
   /// io and other threads still work, but neither pending io nor a wait for
-  /// another thread (to_thread, a join) holds the clock back: a Timeout
-  /// around a real read may fire at once. With no timer pending the hub
-  /// waits for real. Each hub of a Runtime keeps its own clock.
+  /// another thread (to_thread, a join, a name lookup) holds the clock back:
+  /// a Timeout around a real read, or connect's timeout, may fire at once in
+  /// real time (io deadlines are hub timers then, on io_uring too). With no
+  /// timer pending the hub waits for real, and a timer at the largest
+  /// deadline (sleep(hours::max())) never counts as pending. Each hub of a
+  /// Runtime keeps its own clock. Embedded, next_deadline() is zero while a
+  /// timer is pending: run_once() makes the jump, whatever its max_wait.
   virtual_time,
 };
 
-/// The current hub's clock; steady_clock::now() on a thread without a hub.
+/// The current hub's clock (on its thread, inside or outside fibers);
+/// steady_clock::now() on a thread without a hub. A virtual clock counts
+/// from steady_clock's epoch too, so its instants are what sleep_until and
+/// ConditionVariable::wait_until take. Any thread.
 std::chrono::steady_clock::time_point now();
 
 }  // namespace weft

@@ -45,7 +45,8 @@ struct HubOptions {
   /// sleeping and being woken costs far more. 0 disables it.
   std::chrono::nanoseconds remote_spin = std::chrono::microseconds(50);
   /// The clock the hub's timers run on (weft/runtime/clock.hpp): real, or
-  /// virtual time for tests.
+  /// virtual time for tests, which jumps to the next timer whenever the hub
+  /// would wait for it.
   Clock clock = Clock::steady;
 };
 
@@ -96,7 +97,8 @@ class Hub {
   /// One scheduling round: collects I/O completions, remote posts and due
   /// timers, waiting at most `max_wait` for one of them if no fiber is ready,
   /// then runs every fiber that is ready. A zero or negative `max_wait` does
-  /// not wait.
+  /// not wait. On virtual time, a round that finds nothing to run while a
+  /// timer is pending moves the clock to that timer instead of waiting.
   ///
   /// run_once, run, run_until, kill_all and next_deadline are for this hub's
   /// thread only, outside its fibers; elsewhere they throw std::logic_error.
@@ -114,7 +116,8 @@ class Hub {
   void stop();
 
   /// Time left until the hub has work: zero if fibers are ready or a timer is
-  /// due, nullopt if nothing is scheduled. Never negative.
+  /// due (on virtual time: pending), nullopt if nothing is scheduled. Never
+  /// negative.
   std::optional<std::chrono::nanoseconds> next_deadline() const;
   /// An fd that is readable while the hub has work that arrived from outside
   /// (I/O completions, posts from other threads). Call it from the hub's

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <optional>
 
+#include <weft/runtime/clock.hpp>
 #include <weft/runtime/detail/parking.hpp>
 #include <weft/sync/mutex.hpp>
 
@@ -54,7 +55,7 @@ class ConditionVariable {
   template <class Duration>
   std::cv_status wait_until(std::unique_lock<Mutex>& lock,
                             std::chrono::time_point<std::chrono::steady_clock, Duration> deadline) {
-    const auto now = std::chrono::steady_clock::now();
+    const auto now = weft::now();
     if (deadline <= now) return wait_for(lock, std::chrono::nanoseconds::zero());
     return wait_until_ns(lock, detail::saturating_ns(deadline.time_since_epoch()).count());
   }

@@ -49,8 +49,9 @@ std::chrono::nanoseconds saturating_ns(std::chrono::duration<Rep, Period> d) {
   }
 }
 
-/// The hub clock's now (CLOCK_MONOTONIC ns) + `timeout`, clamped to the
-/// largest deadline; a zero or negative timeout gives now.
+/// The current hub's clock (weft::now(), in ns since steady_clock's epoch) +
+/// `timeout`, clamped to the largest deadline, which never passes (not even
+/// on a virtual clock); a zero or negative timeout gives now.
 std::int64_t deadline_after(std::chrono::nanoseconds timeout) noexcept;
 
 template <class Rep, class Period>
