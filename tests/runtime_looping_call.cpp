@@ -174,7 +174,7 @@ TEST_F(LoopingCallTest, FixedIntervalPassesCopiesOfItsArgumentsOnEveryCall) {
         [&](int& counter, const std::string& tag) {
           EXPECT_EQ(tag, "tick");
           seen.push_back(++counter);
-          if (counter == 3) throw LoopingCallDone{};
+          if (counter == 13) throw LoopingCallDone{};
         },
         10, std::string("tick"));
     call.start(1s);
