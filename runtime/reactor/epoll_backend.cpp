@@ -5,9 +5,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
+#include <ctime>
 #include <limits>
+#include <optional>
 #include <stdexcept>
 #include <system_error>
 #include <utility>
@@ -32,6 +36,31 @@ int wait_milliseconds(std::chrono::nanoseconds timeout) noexcept {
   return static_cast<int>(std::min<std::int64_t>(ms, std::numeric_limits<int>::max()));
 }
 
+// Set once a kernel before 5.11 has answered ENOSYS to epoll_pwait2.
+std::atomic<bool> no_epoll_pwait2{false};
+
+// Waits for events up to `timeout` (none: no limit). epoll_pwait2 (Linux
+// 5.11) takes nanoseconds; epoll_wait, where it is missing, whole
+// milliseconds rounded up, which makes every timer up to 1 ms late.
+int wait_for_events(int epoll_fd, epoll_event* events,
+                    std::optional<std::chrono::nanoseconds> timeout) noexcept {
+#if defined(__GLIBC_PREREQ) && __GLIBC_PREREQ(2, 35)
+  if (!no_epoll_pwait2.load(std::memory_order_relaxed)) {
+    timespec limit{};
+    if (timeout) {
+      const std::int64_t ns = std::max<std::int64_t>(0, timeout->count());
+      limit.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
+      limit.tv_nsec = static_cast<long>(ns % 1'000'000'000);
+    }
+    const int count =
+        ::epoll_pwait2(epoll_fd, events, max_events, timeout ? &limit : nullptr, nullptr);
+    if (count >= 0 || errno != ENOSYS) return count;
+    no_epoll_pwait2.store(true, std::memory_order_relaxed);
+  }
+#endif
+  return ::epoll_wait(epoll_fd, events, max_events, timeout ? wait_milliseconds(*timeout) : -1);
+}
+
 class EpollBackend final : public Backend {
  public:
   explicit EpollBackend(int wake_fd)
@@ -52,13 +81,10 @@ class EpollBackend final : public Backend {
   std::string_view name() const noexcept override { return "epoll"; }
 
   void wait(std::optional<std::chrono::nanoseconds> timeout, bool collect) override {
-    int timeout_ms = -1;
-    if (timeout) {
-      if (timeout->count() <= 0 && in_flight_ == 0 && !collect) return;  // nothing could be ready
-      timeout_ms = wait_milliseconds(*timeout);
-    }
+    // Nothing could be ready.
+    if (timeout && timeout->count() <= 0 && in_flight_ == 0 && !collect) return;
     epoll_event events[max_events];
-    const int count = ::epoll_wait(epoll_fd_, events, max_events, timeout_ms);
+    const int count = wait_for_events(epoll_fd_, events, timeout);
     if (count < 0) {
       if (errno == EINTR) return;
       throw std::system_error(errno, std::generic_category(), "epoll_wait");
