@@ -83,10 +83,6 @@ std::string backend_name() {
   return std::string(detail::current_hub_core("weft::backend_name").backend().name());
 }
 
-}  // namespace weft
-
-namespace weft {
-
 std::chrono::steady_clock::time_point now() {
   return std::chrono::steady_clock::time_point(
       std::chrono::nanoseconds(detail::HubCore::current_now_ns()));

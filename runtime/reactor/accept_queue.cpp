@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <new>
+#include <utility>
 
 #include "runtime/hub_core.hpp"
 
@@ -32,7 +34,7 @@ class AcceptQueue::WaiterHook final : public InterruptHook {
 };
 
 AcceptQueue::AcceptQueue(HubCore& hub, int listen_fd) noexcept
-    : owner_(&hub), hub_(&hub), listen_fd_(listen_fd) {
+    : owner_(&hub), owner_lifeline_(hub.lifeline()), hub_(&hub), listen_fd_(listen_fd) {
   complete = &on_complete;
   detached = true;
 }
@@ -156,18 +158,34 @@ int AcceptQueue::take(HubCore& hub, FiberBase& self, const char* what) {
   }
 }
 
-void AcceptQueue::release() noexcept {
-  if (armed_ && hub_ && HubCore::current() != hub_) {
-    // Another thread closed the listener: the ring and the waiters belong to
-    // the hub's thread, so the release happens there.
-    try {
-      hub_->post([this] { release(); });
-      return;
-    } catch (...) {
-      // No memory for the post: leak the queue rather than race the hub.
-      return;
-    }
+// A release handed to the queue's hub. Dropped unrun, the hub has ended (or
+// there was no memory to post it): it releases where it is dropped.
+class AcceptQueue::ReleaseOnItsHub {
+ public:
+  explicit ReleaseOnItsHub(AcceptQueue* queue) noexcept : queue_(queue) {}
+  ReleaseOnItsHub(ReleaseOnItsHub&& other) noexcept
+      : queue_(std::exchange(other.queue_, nullptr)) {}
+  ReleaseOnItsHub& operator=(ReleaseOnItsHub&&) = delete;
+  ~ReleaseOnItsHub() {
+    if (queue_) queue_->release_here();
   }
+  void operator()() noexcept { std::exchange(queue_, nullptr)->release_here(); }
+
+ private:
+  AcceptQueue* queue_;
+};
+
+void AcceptQueue::release() noexcept {
+  if (owner_lifeline_->is_callers()) return release_here();
+  try {
+    UniqueFunction<void()> on_its_hub = ReleaseOnItsHub(this);
+    owner_lifeline_->post_if_alive(on_its_hub);
+  } catch (const std::bad_alloc&) {
+    // The closure released it as it went.
+  }
+}
+
+void AcceptQueue::release_here() noexcept {
   released_ = true;
   for (int fd : ready_)
     if (fd >= 0) ::close(fd);

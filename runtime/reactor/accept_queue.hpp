@@ -16,7 +16,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <memory>
 
+#include "runtime/hub_lifeline.hpp"
 #include "runtime/reactor/backend.hpp"
 
 namespace weft::detail {
@@ -41,9 +43,11 @@ class AcceptQueue final : IoCompletion {
   bool serves(const HubCore& hub) const noexcept { return owner_ == &hub; }
 
   /// The listener lets go: queued connections are closed, the operation is
-  /// cancelled, and every fiber waiting in take() gets -EBADF. From the hub's
-  /// thread, or after the hub has gone. The object frees itself once neither
-  /// the kernel nor a fiber inside take() holds it.
+  /// cancelled, and every fiber waiting in take() gets -EBADF. From any
+  /// thread: elsewhere than on its hub it is handed to the hub (its ring and
+  /// its waiters live there), or done at once if the hub has ended. The
+  /// object frees itself once neither the kernel nor a fiber inside take()
+  /// holds it.
   void release() noexcept;
 
  private:
@@ -59,6 +63,8 @@ class AcceptQueue final : IoCompletion {
   };
   class WaiterHook;
 
+  class ReleaseOnItsHub;
+
   AcceptQueue(HubCore& hub, int listen_fd) noexcept;
   ~AcceptQueue();
   bool arm();
@@ -71,9 +77,12 @@ class AcceptQueue final : IoCompletion {
   void deliver(int result, bool first) noexcept;
   void leave(Waiter& waiter) noexcept;
   void delete_if_unused() noexcept;
+  /// release(), on the hub's thread or once the hub has ended.
+  void release_here() noexcept;
   static void on_complete(IoCompletion* self, int result, std::uint32_t flags) noexcept;
 
-  HubCore* owner_;              // compared only: it may have been destroyed since
+  HubCore* owner_;                               // compared only: it may have been destroyed since
+  std::shared_ptr<HubLifeline> owner_lifeline_;  // to reach the owner from other threads
   HubCore* hub_;                // the hub whose ring holds it; null once it stopped
   Backend* backend_ = nullptr;  // the ring it was armed in (alive while the kernel holds it)
   int listen_fd_;
