@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -12,38 +11,10 @@
 
 #include <weft/weft.hpp>
 
-namespace {
-
-struct Line {
-  weft::LogLevel level;
-  std::string text;
-};
-
-// Collects what the handler receives; restores the default when it goes.
-class Collected {
- public:
-  Collected() {
-    weft::set_log_handler([this](weft::LogLevel level, std::string_view text) {
-      std::lock_guard lock(mutex_);
-      lines_.push_back({level, std::string(text)});
-    });
-  }
-  ~Collected() { weft::set_log_handler(nullptr); }
-
-  std::vector<Line> lines() {
-    std::lock_guard lock(mutex_);
-    return lines_;
-  }
-
- private:
-  std::mutex mutex_;
-  std::vector<Line> lines_;
-};
-
-}  // namespace
+#include "log_capture.hpp"
 
 TEST(Log, AnExceptionEscapingASpawnNFiberIsOneErrorLineWithItsWhat) {
-  Collected collected;
+  weft_test::LogCapture collected;
   weft::run([] {
     weft::spawn_n(weft::SpawnOptions{.name = "worker"},
                   [] { throw std::runtime_error("disk on fire"); });
@@ -56,7 +27,7 @@ TEST(Log, AnExceptionEscapingASpawnNFiberIsOneErrorLineWithItsWhat) {
 }
 
 TEST(Log, AnErrorDeliveringAThreadCacheResultIsLogged) {
-  Collected collected;
+  weft_test::LogCapture collected;
   std::atomic<bool> delivered{false};
   weft::ThreadCache::global().start_thread_soon([] {},
                                                 [&](std::exception_ptr) {
@@ -119,7 +90,7 @@ TEST(Log, SetLogHandlerReturnsOnlyOnceCallsIntoThePreviousHandlerHaveFinished) {
 }
 
 TEST(Log, HandlersRunOnSeveralThreadsAtOnce) {
-  Collected collected;
+  weft_test::LogCapture collected;
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([t] {

@@ -17,6 +17,8 @@
 #include <weft/weft.hpp>
 
 #include "tests/fd_leak_check.hpp"
+#include "tests/log_capture.hpp"
+#include "tests/virtual_time.hpp"
 
 using namespace std::chrono_literals;
 using Seconds = std::chrono::duration<double>;
@@ -29,52 +31,11 @@ using weft::LoopingCallDone;
 
 namespace {
 
-constexpr double exact = 1e-6;  // seconds: virtual time is exact but for nanosecond rounding
-
-template <class F>
-auto run_virtual(F main) {
-  return weft::run(std::move(main), weft::RunOptions{.clock = weft::Clock::virtual_time});
-}
-
-// Seconds on the hub's clock since `origin`.
-double since(std::chrono::steady_clock::time_point origin) {
-  return Seconds(weft::now() - origin).count();
-}
-
-void expect_times(const std::vector<double>& seen, const std::vector<double>& expected) {
-  ASSERT_EQ(seen.size(), expected.size());
-  for (std::size_t i = 0; i < seen.size(); ++i)
-    EXPECT_NEAR(seen[i], expected[i], exact) << "call " << i;
-}
-
-struct Line {
-  weft::LogLevel level;
-  std::string text;
-};
-
-// Collects what weft logs; restores the default handler when it goes.
-class LogCapture {
- public:
-  LogCapture() {
-    weft::set_log_handler([this](weft::LogLevel level, std::string_view text) {
-      std::lock_guard lock(mutex_);
-      lines_.push_back({level, std::string(text)});
-    });
-  }
-  ~LogCapture() { weft::set_log_handler(nullptr); }
-
-  std::vector<Line> at(weft::LogLevel level) {
-    std::lock_guard lock(mutex_);
-    std::vector<Line> found;
-    for (const Line& line : lines_)
-      if (line.level == level) found.push_back(line);
-    return found;
-  }
-
- private:
-  std::mutex mutex_;
-  std::vector<Line> lines_;
-};
+using weft_test::exact;
+using weft_test::expect_times;
+using weft_test::LogCapture;
+using weft_test::run_virtual;
+using weft_test::since;
 
 bool contains(const std::string& text, std::string_view part) {
   return text.find(part) != std::string::npos;

@@ -12,28 +12,17 @@
 #include <weft/weft.hpp>
 
 #include "tests/fd_leak_check.hpp"
+#include "tests/virtual_time.hpp"
 
 using namespace std::chrono_literals;
 using Seconds = std::chrono::duration<double>;
 
 namespace {
 
-constexpr double exact = 1e-6;
-
-template <class F>
-auto run_virtual(F main) {
-  return weft::run(std::move(main), weft::RunOptions{.clock = weft::Clock::virtual_time});
-}
-
-double since(std::chrono::steady_clock::time_point origin) {
-  return Seconds(weft::now() - origin).count();
-}
-
-void expect_times(const std::vector<double>& seen, const std::vector<double>& expected) {
-  ASSERT_EQ(seen.size(), expected.size());
-  for (std::size_t i = 0; i < seen.size(); ++i)
-    EXPECT_NEAR(seen[i], expected[i], exact) << "call " << i;
-}
+using weft_test::exact;
+using weft_test::expect_times;
+using weft_test::run_virtual;
+using weft_test::since;
 
 struct AnException : std::runtime_error {
   AnException() : std::runtime_error("an exception") {}

@@ -14,46 +14,18 @@
 #include <weft/weft.hpp>
 
 #include "tests/fd_leak_check.hpp"
+#include "tests/log_capture.hpp"
+#include "tests/virtual_time.hpp"
 
 using namespace std::chrono_literals;
 using Seconds = std::chrono::duration<double>;
 
 namespace {
 
-constexpr double exact = 1e-6;
-
-template <class F>
-auto run_virtual(F main) {
-  return weft::run(std::move(main), weft::RunOptions{.clock = weft::Clock::virtual_time});
-}
-
-double since(std::chrono::steady_clock::time_point origin) {
-  return Seconds(weft::now() - origin).count();
-}
-
-struct Line {
-  weft::LogLevel level;
-  std::string text;
-};
-
-class LogCapture {
- public:
-  LogCapture() {
-    weft::set_log_handler([this](weft::LogLevel level, std::string_view text) {
-      std::lock_guard lock(mutex_);
-      lines_.push_back({level, std::string(text)});
-    });
-  }
-  ~LogCapture() { weft::set_log_handler(nullptr); }
-  std::vector<Line> lines() {
-    std::lock_guard lock(mutex_);
-    return lines_;
-  }
-
- private:
-  std::mutex mutex_;
-  std::vector<Line> lines_;
-};
+using weft_test::exact;
+using weft_test::LogCapture;
+using weft_test::run_virtual;
+using weft_test::since;
 
 class ThreadGroupTest : public weft_test::FdLeakCheck {};
 
