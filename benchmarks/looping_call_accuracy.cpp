@@ -14,9 +14,10 @@
 // machine stalled) moves weft's schedule: the call then due follows at once
 // and the schedule restarts from there, as a callback that overran would.
 // Those restarts are counted, and then the drift includes their shifts.
-// On the epoll backend every wake-up is up to 1 ms later still (epoll_wait
-// takes whole milliseconds, rounded up, so that no timer fires early), and
-// the last call may then miss the 1 ms bound; io_uring waits in nanoseconds.
+// Both backends wait in nanoseconds (io_uring, and epoll_pwait2 from Linux
+// 5.11); on an older kernel epoll_wait's whole milliseconds, rounded up, make
+// every wake-up up to 1 ms later still, and the last call may then miss the
+// 1 ms bound.
 //   looping_call_accuracy [seconds = 5] [interval_ms = 10]
 
 #include <algorithm>
