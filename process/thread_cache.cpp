@@ -215,26 +215,44 @@ void worker_main(std::shared_ptr<Worker> self) {
   cache.worker_exited();
 }
 
-// The global cache, for the fork handlers.
-std::atomic<ThreadCacheState*> global_state{nullptr};
-thread_local ThreadCacheState* locked_for_fork = nullptr;
+// The process-wide caches (ThreadCache::global() and the hub workers'), for
+// the fork handlers.
+constexpr std::size_t process_wide_count = 2;
+std::atomic<ThreadCacheState*> process_wide[process_wide_count]{};
+thread_local ThreadCacheState* locked_for_fork[process_wide_count]{};
 
 void lock_before_fork() {
-  locked_for_fork = global_state.load();
-  if (locked_for_fork) locked_for_fork->mutex.lock();
+  for (std::size_t i = 0; i < process_wide_count; ++i) {
+    locked_for_fork[i] = process_wide[i].load();
+    if (locked_for_fork[i]) locked_for_fork[i]->mutex.lock();
+  }
 }
 
 void unlock_in_parent() {
-  if (locked_for_fork) locked_for_fork->mutex.unlock();
+  for (ThreadCacheState* state : locked_for_fork) {
+    if (state) state->mutex.unlock();
+  }
 }
 
 // The child has only the thread that forked: the parent's workers, idle or
 // busy, do not exist here. Forget them; new ones start on demand.
 void forget_workers_in_child() {
-  if (!locked_for_fork) return;
-  locked_for_fork->idle.clear();
-  locked_for_fork->live = 0;
-  locked_for_fork->mutex.unlock();
+  for (ThreadCacheState* state : locked_for_fork) {
+    if (!state) continue;
+    state->idle.clear();
+    state->live = 0;
+    state->mutex.unlock();
+  }
+}
+
+// Makes `state` one that a fork()ed child resets (`slot`: which one).
+void reset_in_forked_children(ThreadCacheState* state, std::size_t slot) {
+  static const bool handlers_installed = [] {
+    ::pthread_atfork(lock_before_fork, unlock_in_parent, forget_workers_in_child);
+    return true;
+  }();
+  (void)handlers_installed;
+  process_wide[slot].store(state);
 }
 
 }  // namespace
@@ -244,8 +262,10 @@ ThreadCache::ThreadCache(ThreadCacheOptions options)
     : state_(std::make_shared<detail::ThreadCacheState>(options)) {}
 
 ThreadCache::~ThreadCache() {
-  detail::ThreadCacheState* self = state_.get();
-  detail::global_state.compare_exchange_strong(self, nullptr);
+  for (auto& slot : detail::process_wide) {
+    detail::ThreadCacheState* self = state_.get();
+    slot.compare_exchange_strong(self, nullptr);
+  }
 
   std::vector<std::shared_ptr<detail::Worker>> idle;
   std::unique_lock lock(state_->mutex);
@@ -263,13 +283,17 @@ ThreadCache::~ThreadCache() {
 
 ThreadCache& ThreadCache::global() {
   static ThreadCache cache;
-  static const bool fork_handlers_installed = [] {
-    detail::global_state.store(cache.state_.get());
-    ::pthread_atfork(detail::lock_before_fork, detail::unlock_in_parent,
-                     detail::forget_workers_in_child);
-    return true;
-  }();
-  (void)fork_handlers_installed;
+  static const bool reset_after_fork =
+      (detail::reset_in_forked_children(cache.state_.get(), 0), true);
+  (void)reset_after_fork;
+  return cache;
+}
+
+ThreadCache& detail::hub_worker_cache() {
+  static ThreadCache cache;
+  static const bool reset_after_fork =
+      (detail::reset_in_forked_children(cache.state_.get(), 1), true);
+  (void)reset_after_fork;
   return cache;
 }
 
@@ -306,6 +330,17 @@ void ThreadCache::start_thread_soon(detail::UniqueFunction<void()> fn,
     state_->worker_exited();
     throw;
   }
+}
+
+std::size_t ThreadCache::trim() {
+  std::vector<std::shared_ptr<detail::Worker>> idle;
+  {
+    std::lock_guard lock(state_->mutex);
+    idle.swap(state_->idle);
+  }
+  for (const auto& worker : idle)
+    worker->assign(detail::Signal::exit);
+  return idle.size();
 }
 
 std::size_t ThreadCache::idle_workers() const {

@@ -48,8 +48,7 @@ std::optional<std::int64_t> EventCount::caller_deadline(
   return timeout->count() > max - now ? max : now + timeout->count();
 }
 
-bool EventCount::wait_as_fiber(Key key, std::optional<std::int64_t> deadline,
-                               bool interruptible) {
+bool EventCount::wait_as_fiber(Key key, std::optional<std::int64_t> deadline, bool interruptible) {
   SpinGuard lock(fibers_lock_);
   if (epoch_.load(std::memory_order_seq_cst) != key) return true;
   Parked record;

@@ -231,7 +231,7 @@ void HubCore::kill_all() {
     for (FiberBase* fiber : alive) {
       if (fiber->state_ == FiberState::created) {
         kill(fiber, nullptr);
-      } else if (!(fiber->interrupt_ && fiber->interrupt_source_ == 0)) {
+      } else if (!kill_pending(*fiber)) {
         // Again if it caught the last FiberExit and suspended once more.
         interrupt(fiber, std::make_exception_ptr(FiberExit{}), 0);
       }

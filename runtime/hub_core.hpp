@@ -133,6 +133,12 @@ class HubCore {
   static bool interrupt_pending(const FiberBase& self) noexcept {
     return static_cast<bool>(self.interrupt_);
   }
+  /// Is a kill (not a Timeout) pending for `fiber`? Then killing it again
+  /// would change nothing; once it has been thrown, a fiber that caught it
+  /// and suspended again needs another.
+  static bool kill_pending(const FiberBase& fiber) noexcept {
+    return fiber.interrupt_ && fiber.interrupt_source_ == 0;
+  }
   /// Throws the pending interrupt, which is then no longer pending.
   [[noreturn]] static void rethrow_interrupt(FiberBase& self);
 

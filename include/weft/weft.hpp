@@ -7,6 +7,8 @@
 #include <weft/io/tcp.hpp>
 #include <weft/io/udp.hpp>
 #include <weft/io/unix.hpp>
+#include <weft/process/destroyable.hpp>
+#include <weft/process/step.hpp>
 #include <weft/process/thread_cache.hpp>
 #include <weft/process/to_thread.hpp>
 #include <weft/runtime/clock.hpp>

@@ -15,9 +15,15 @@
 
 namespace weft {
 
+class ThreadCache;
+
 namespace detail {
 class ThreadCacheState;
-}
+/// The workers that run destroyable work and thread steps, each keeping a hub
+/// between jobs; apart from global(), whose jobs must find no hub on their
+/// thread. Reset in a fork()ed child as global() is.
+ThreadCache& hub_worker_cache();
+}  // namespace detail
 
 struct ThreadCacheOptions {
   /// A worker idle for this long exits.
@@ -55,12 +61,19 @@ class ThreadCache {
   void start_thread_soon(detail::UniqueFunction<void()> fn,
                          detail::UniqueFunction<void(std::exception_ptr)> deliver);
 
+  /// Makes the idle workers exit now instead of after their idle timeout
+  /// (busy ones stay); returns how many were told to. Does not wait for them
+  /// to end. Any thread.
+  std::size_t trim();
+
   /// Workers waiting for a job. Any thread; for tests and monitoring.
   std::size_t idle_workers() const;
   /// Worker threads alive, idle or busy. Any thread; for tests and monitoring.
   std::size_t total_workers() const;
 
  private:
+  friend ThreadCache& detail::hub_worker_cache();
+
   std::shared_ptr<detail::ThreadCacheState> state_;
 };
 
