@@ -57,10 +57,12 @@ void DestroyableWork::start() {
     state_->phase = Phase::launched;
   }
   try {
-    run_on_hub_worker([self = shared_from_this()](Hub* hub, std::exception_ptr no_hub) {
-      if (!hub) return self->finish_unrun(std::move(no_hub));
-      self->run_on(*hub);
-    });
+    run_on_hub_worker(
+        [self = shared_from_this()](Hub* hub, std::exception_ptr no_hub) {
+          if (!hub) return self->finish_unrun(std::move(no_hub));
+          self->run_on(*hub);
+        },
+        [self = shared_from_this()] { self->complete(); });
   } catch (...) {
     std::unique_lock lock(state_->mutex);
     if (!state_->destroyed) {
@@ -70,6 +72,7 @@ void DestroyableWork::start() {
     // destroy() came meanwhile and found the work launched: it ends here.
     lock.unlock();
     finish_unrun(destroy_error());
+    complete();
     throw;
   }
 }
@@ -138,7 +141,8 @@ void DestroyableWork::destroy() noexcept {
   if (state_->phase == Phase::not_started) {
     // Never handed to a worker: it never will be.
     lock.unlock();
-    return finish_unrun(destroy_error());
+    finish_unrun(destroy_error());
+    return complete();
   }
   if (state_->phase != Phase::launched || !state_->hub) return;  // ended, or the worker will see it
   try {
@@ -164,7 +168,6 @@ void DestroyableWork::finish(std::exception_ptr outcome) noexcept {
       }
     }
   }
-  complete();
 }
 
 void DestroyableWork::finish_unrun(std::exception_ptr why) noexcept {
@@ -176,7 +179,6 @@ void DestroyableWork::finish_unrun(std::exception_ptr why) noexcept {
     state_->canceled = state_->destroyed;
     state_->error = state_->destroyed ? destroy_error() : std::move(why);
   }
-  complete();
 }
 
 void DestroyableWork::complete() noexcept {

@@ -25,7 +25,8 @@ Hub& this_workers_hub() {
 
 }  // namespace
 
-void run_on_hub_worker(UniqueFunction<void(Hub*, std::exception_ptr)> job) {
+void run_on_hub_worker(UniqueFunction<void(Hub*, std::exception_ptr)> job,
+                       UniqueFunction<void()> done) {
   hub_worker_cache().start_thread_soon(
       [job = std::move(job)]() mutable {
         Hub* hub = nullptr;
@@ -36,7 +37,7 @@ void run_on_hub_worker(UniqueFunction<void(Hub*, std::exception_ptr)> job) {
         }
         job(hub, nullptr);
       },
-      [](std::exception_ptr) {});
+      [done = std::move(done)](std::exception_ptr) mutable { done(); });
 }
 
 }  // namespace weft::detail

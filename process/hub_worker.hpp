@@ -14,8 +14,11 @@ namespace weft::detail {
 /// Runs `job(&hub, nullptr)` on a hub worker thread, outside any fiber, with
 /// that thread's hub, which has no fiber alive when the job begins and must
 /// have none when it returns; `job(nullptr, why)` if the hub could not be made.
-/// `job` must not throw. Throws std::system_error if no thread can be started
-/// (the job is dropped unrun).
-void run_on_hub_worker(UniqueFunction<void(Hub*, std::exception_ptr)> job);
+/// Then `done()`, once the worker is idle again: whoever it wakes can hand the
+/// same worker its next job at once (trio's rule: a caller woken before
+/// would find no idle worker and start a thread). Neither may throw. Throws
+/// std::system_error if no thread can be started (neither runs).
+void run_on_hub_worker(UniqueFunction<void(Hub*, std::exception_ptr)> job,
+                       UniqueFunction<void()> done);
 
 }  // namespace weft::detail

@@ -1,5 +1,6 @@
 #include <weft/runtime/detail/event_count.hpp>
 
+#include <algorithm>
 #include <limits>
 
 #include <weft/runtime/detail/deadline.hpp>
@@ -61,6 +62,16 @@ bool EventCount::wait_as_fiber(Key key, std::optional<std::int64_t> deadline, bo
 
 bool EventCount::wait_as_thread(Key key, std::optional<std::int64_t> deadline) noexcept {
   using Clock = std::chrono::steady_clock;
+  // As for fibers: poll briefly before sleeping (bounded by the deadline).
+  constexpr std::int64_t spin_ns = 50'000;
+  const std::int64_t spin_until =
+      std::min(HubCore::steady_now_ns() + spin_ns,
+               deadline.value_or(std::numeric_limits<std::int64_t>::max()));
+  for (unsigned i = 1; epoch_.load(std::memory_order_acquire) == key; ++i) {
+    spin_pause();
+    if (i % 64 == 0 && HubCore::steady_now_ns() >= spin_until) break;
+  }
+  if (epoch_.load(std::memory_order_acquire) != key) return true;
   waiting_threads_.fetch_add(1, std::memory_order_seq_cst);
   bool notified = true;
   {

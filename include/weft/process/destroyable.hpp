@@ -121,11 +121,14 @@ class DestroyableWork : public std::enable_shared_from_this<DestroyableWork> {
   /// On the work's hub, outside its fibers: throws ThreadDestroyedError in
   /// the work at its suspension point, unless it is already on its way.
   void deliver_destroy() noexcept;
-  /// Ends launched work with `outcome` (null: it returned).
+  /// Settles the states of launched work that ended with `outcome` (null:
+  /// it returned). complete() follows.
   void finish(std::exception_ptr outcome) noexcept;
-  /// Ends work that never ran: destroyed before start, or no worker for it.
+  /// Settles the states of work that never ran: destroyed before start, or
+  /// no hub for it. complete() follows.
   void finish_unrun(std::exception_ptr why) noexcept;
-  /// Every state is final: the completion callbacks, then done().
+  /// Every state is final: the completion callbacks, then done(). On the
+  /// worker once it is idle again, or where a destroy before start came.
   void complete() noexcept;
   bool never_started() const;
   bool called_from_the_work() const noexcept;
