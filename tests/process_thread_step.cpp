@@ -121,7 +121,8 @@ TEST_F(ThreadStepTest, AnIdleTickIsNeverShorterThanTheTick) {
   std::atomic<bool> release{false};
   Step step([&](weft::StepEmitter<std::string>&) { sleep_until_set(release); },
             weft::ThreadStepOptions{.tick = 5ms});
-  ASSERT_TRUE(std::holds_alternative<weft::StepStart>(step.next()));
+  while (!std::holds_alternative<weft::StepStart>(step.next())) {
+  }
   for (int i = 0; i < 3; ++i) {
     const auto before = std::chrono::steady_clock::now();
     const Event event = step.next();
@@ -230,7 +231,8 @@ TEST_F(ThreadStepTest, DestroyingAStepBeforeItsEndInterruptsAndWaitsForIt) {
         throw;
       }
     });
-    EXPECT_TRUE(std::holds_alternative<weft::StepStart>(step.next()));
+    while (!std::holds_alternative<weft::StepStart>(step.next())) {
+    }
     while (std::holds_alternative<weft::StepIdle>(step.next())) {
     }
   }

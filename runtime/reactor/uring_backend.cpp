@@ -21,6 +21,7 @@
 #include "runtime/reactor/backend.hpp"
 #include "runtime/reactor/fd_line.hpp"
 #include "runtime/reactor/uring_probe.hpp"
+#include "runtime/switch_annotations.hpp"
 
 namespace weft::detail {
 
@@ -74,6 +75,11 @@ std::string first_missing_uring_operation(const io_uring_probe& probe) {
 
 namespace {
 
+#ifdef WEFT_TSAN
+// Whose address ThreadSanitizer orders ring unmaps before ring maps by.
+char ring_lifetimes;
+#endif
+
 class UringBackend final : public Backend {
  public:
   explicit UringBackend(int wake_fd) : wake_fd_(wake_fd) {
@@ -92,11 +98,27 @@ class UringBackend final : public Backend {
 
   ~UringBackend() override {
     cancel_everything();
+    annotate_ring_unmapping();
     io_uring_queue_exit(&ring_);
     if (notify_fd_ >= 0) ::close(notify_fd_);
   }
 
   std::string_view name() const noexcept override { return "io_uring"; }
+
+  // liburing maps the rings with raw system calls, which ThreadSanitizer does
+  // not see: a ring mapped at the address of one that another thread has
+  // unmapped looks to it like memory shared without synchronisation. The
+  // kernel orders the unmap before the map; say so.
+  static void annotate_ring_unmapping() noexcept {
+#ifdef WEFT_TSAN
+    __tsan_release(&ring_lifetimes);
+#endif
+  }
+  static void annotate_ring_mapped() noexcept {
+#ifdef WEFT_TSAN
+    __tsan_acquire(&ring_lifetimes);
+#endif
+  }
 
   void wait(std::optional<std::chrono::nanoseconds> timeout, bool collect) override {
     queue_pending_cancels();
@@ -146,13 +168,17 @@ class UringBackend final : public Backend {
     }
     return notify_fd_;
   }
-  int extra_kick_fd() const noexcept override { return notify_fd_; }
+  int extra_kick_fd() const noexcept override {
+    return notify_fd_;
+  }
 
   void flush() override {
     if (io_uring_sq_ready(&ring_) != 0) check(io_uring_submit(&ring_), "io_uring_submit");
   }
 
-  bool runs_operations() const noexcept override { return true; }
+  bool runs_operations() const noexcept override {
+    return true;
+  }
 
   void start(IoRequest& request) override {
     // A linked pair must not be split by a flush in between.
@@ -217,7 +243,9 @@ class UringBackend final : public Backend {
   }
   // The kernel waits for readiness itself. (IORING_RECVSEND_POLL_FIRST after a
   // short transfer was tried: no gain measurable on the echo benchmark.)
-  bool maybe_ready(int, std::uint64_t, bool) const noexcept override { return true; }
+  bool maybe_ready(int, std::uint64_t, bool) const noexcept override {
+    return true;
+  }
   // Asked by a fiber whose turn came: forget() cleared the record if its fd
   // was closed meanwhile.
   bool still_open(int fd, std::uint64_t fd_id) const noexcept override {
@@ -253,6 +281,7 @@ class UringBackend final : public Backend {
       if (rc != -EINVAL) break;
     }
     if (rc < 0) throw std::system_error(-rc, std::generic_category(), "io_uring_queue_init");
+    annotate_ring_mapped();
   }
 
   // Embedded: clears the eventfd the host loop woke for, once the round has
@@ -390,7 +419,9 @@ class UringBackend final : public Backend {
   // The operation has ended: a cancel of it still waiting for room in the
   // ring would reach whatever operation comes next at the same address (a
   // request lives on its fiber's stack).
-  void forget_pending_cancel(IoCompletion* op) noexcept { std::erase(pending_cancels_, op); }
+  void forget_pending_cancel(IoCompletion* op) noexcept {
+    std::erase(pending_cancels_, op);
+  }
 
   // The hub is going: take back from the kernel everything it still holds
   // (the standing read targets wake_counter_, a member; multishot accepts
