@@ -5,9 +5,11 @@
 #include <gtest/gtest.h>
 
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -452,4 +454,33 @@ TEST_F(Destroyable, ADestroyFromAnotherFiberReachesTheWork) {
     EXPECT_TRUE(work.join());
     EXPECT_TRUE(work.canceled());
   });
+}
+
+TEST_F(Destroyable, AForkedChildStartsWithNoHubWorkersAndMakesItsOwn) {
+  // An idle hub worker in the parent: the child must not hand work to it (it
+  // does not exist there).
+  weft::DestroyableThread warm([] { return 1; });
+  warm.start();
+  ASSERT_EQ(warm.get_or_throw(), 1);
+  while (weft::detail::hub_worker_cache().idle_workers() == 0) std::this_thread::yield();
+
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    int code = 1;
+    try {
+      if (weft::detail::hub_worker_cache().total_workers() == 0) {
+        weft::DestroyableThread work([] { return 2; });
+        work.start();
+        code = work.get_or_throw() == 2 ? 0 : 2;
+      }
+    } catch (...) {
+      code = 3;
+    }
+    std::_Exit(code);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
 }
