@@ -7,6 +7,7 @@
 #include <weft/io/tcp.hpp>
 #include <weft/io/udp.hpp>
 #include <weft/io/unix.hpp>
+#include <weft/process/codec.hpp>
 #include <weft/process/destroyable.hpp>
 #include <weft/process/step.hpp>
 #include <weft/process/thread_cache.hpp>
