@@ -377,7 +377,7 @@ template <class... Ts>
 requires(detail::has_codec<Ts>&&...) struct Codec<std::tuple<Ts...>> {
   static constexpr std::size_t min_encoded_size = (detail::codec_min_encoded_size<Ts>() + ... + 0);
   static void encode(const std::tuple<Ts...>& value, [[maybe_unused]] std::string& out) {
-    std::apply([&out](const Ts&... elements) { (Codec<Ts>::encode(elements, out), ...); }, value);
+    std::apply([&](const Ts&... elements) { (Codec<Ts>::encode(elements, out), ...); }, value);
   }
   static std::tuple<Ts...> decode([[maybe_unused]] std::string_view& in) {
     // A braced list evaluates its initialisers left to right, so the elements
