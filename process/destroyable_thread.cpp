@@ -24,7 +24,8 @@ struct DestroyableWork::State {
   // While the work's fiber runs: its hub (where destroy() posts) and the fiber.
   Hub* hub = nullptr;
   GreenThreadCore* fiber = nullptr;
-  EventCount changed;  // notified once done
+  bool destroy_delivered = false;  // DestroyDelivery::once_started
+  EventCount changed;              // notified once done
 };
 
 namespace {
@@ -56,14 +57,21 @@ void DestroyableWork::start() {
     if (state_->phase != Phase::not_started || state_->destroyed) return;
     state_->phase = Phase::launched;
   }
+  bool launched = false;
   try {
+    launch();
+    launched = true;
     run_on_hub_worker(
         [self = shared_from_this()](Hub* hub, std::exception_ptr no_hub) {
-          if (!hub) return self->finish_unrun(std::move(no_hub));
+          if (!hub) {
+            self->abandon_launch();
+            return self->finish_unrun(std::move(no_hub));
+          }
           self->run_on(*hub);
         },
         [self = shared_from_this()] { self->complete(); });
   } catch (...) {
+    if (launched) abandon_launch();
     std::unique_lock lock(state_->mutex);
     if (!state_->destroyed) {
       state_->phase = Phase::not_started;
@@ -71,7 +79,7 @@ void DestroyableWork::start() {
     }
     // destroy() came meanwhile and found the work launched: it ends here.
     lock.unlock();
-    finish_unrun(destroy_error());
+    finish_unrun(pre_cancel_error());
     complete();
     throw;
   }
@@ -127,11 +135,27 @@ void DestroyableWork::deliver_destroy() noexcept {
   // On the fiber's hub thread, outside its fibers: the fiber is suspended (or
   // not begun) and cannot end meanwhile.
   if (fiber->finished() || HubCore::kill_pending(*fiber)) return;
+  if (destroy_delivery() == DestroyDelivery::once_started) {
+    // Not begun: the work sees destroyed() when it begins. Once thrown: not again.
+    if (!fiber->started() || state_->destroy_delivered) return;
+    state_->destroy_delivered = true;
+  }
   try {
     fiber->kill(destroy_error(), false);
   } catch (const std::exception& e) {
     log(LogLevel::error, std::string("weft: destroying work failed: ") + e.what());
   }
+}
+
+bool DestroyableWork::take_destroy() noexcept {
+  std::lock_guard lock(state_->mutex);
+  if (state_->destroyed) state_->destroy_delivered = true;
+  return state_->destroyed;
+}
+
+void DestroyableWork::stop_destroy_delivery() noexcept {
+  std::lock_guard lock(state_->mutex);
+  state_->destroy_delivered = true;
 }
 
 void DestroyableWork::destroy() noexcept {
@@ -141,7 +165,7 @@ void DestroyableWork::destroy() noexcept {
   if (state_->phase == Phase::not_started) {
     // Never handed to a worker: it never will be.
     lock.unlock();
-    finish_unrun(destroy_error());
+    finish_unrun(pre_cancel_error());
     return complete();
   }
   if (state_->phase != Phase::launched || !state_->hub) return;  // ended, or the worker will see it
@@ -153,21 +177,32 @@ void DestroyableWork::destroy() noexcept {
 }
 
 void DestroyableWork::finish(std::exception_ptr outcome) noexcept {
-  {
-    std::lock_guard lock(state_->mutex);
-    state_->phase = Phase::ended;
-    state_->ran = true;
-    if (outcome) {
-      // The one place where a destroy and the work's own end are ordered.
-      if (state_->destroyed) {
-        state_->canceled = true;
-        state_->error = is_destroy_error(outcome) ? std::move(outcome) : destroy_error();
-      } else {
-        state_->threw = true;
-        state_->error = std::move(outcome);
-      }
-    }
+  std::lock_guard lock(state_->mutex);
+  state_->phase = Phase::ended;
+  state_->ran = true;
+  // The one place where a destroy and the work's own end are ordered.
+  Settled settled = settle(std::move(outcome), state_->destroyed);
+  state_->canceled = settled.canceled;
+  state_->threw = settled.threw;
+  state_->error = std::move(settled.error);
+}
+
+DestroyableWork::Settled DestroyableWork::settle(std::exception_ptr outcome, bool destroyed) {
+  if (!outcome) return {};
+  if (destroyed) {
+    return {.canceled = true,
+            .threw = false,
+            .error = is_destroy_error(outcome) ? std::move(outcome) : destroy_error()};
   }
+  return {.canceled = false, .threw = true, .error = std::move(outcome)};
+}
+
+std::exception_ptr DestroyableWork::pre_cancel_error() const {
+  return destroy_error();
+}
+
+std::exception_ptr DestroyableWork::result_error() const {
+  return error();
 }
 
 void DestroyableWork::finish_unrun(std::exception_ptr why) noexcept {
@@ -177,7 +212,7 @@ void DestroyableWork::finish_unrun(std::exception_ptr why) noexcept {
     state_->phase = Phase::ended;
     state_->ran = launched;
     state_->canceled = state_->destroyed;
-    state_->error = state_->destroyed ? destroy_error() : std::move(why);
+    state_->error = state_->destroyed ? pre_cancel_error() : std::move(why);
   }
 }
 
@@ -223,10 +258,10 @@ void DestroyableWork::join_ignoring_interrupts() noexcept {
 
 void DestroyableWork::wait_for_result() {
   if (never_started()) {
-    throw std::logic_error("weft::DestroyableThread::get_or_throw: the work was never started");
+    throw std::logic_error("weft: get_or_throw on destroyable work that was never started");
   }
   join(std::nullopt);
-  if (std::exception_ptr error = this->error()) std::rethrow_exception(error);
+  if (std::exception_ptr error = result_error()) std::rethrow_exception(error);
 }
 
 bool DestroyableWork::destroyed() const {

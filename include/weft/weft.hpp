@@ -8,7 +8,9 @@
 #include <weft/io/udp.hpp>
 #include <weft/io/unix.hpp>
 #include <weft/process/codec.hpp>
+#include <weft/process/child_error.hpp>
 #include <weft/process/destroyable.hpp>
+#include <weft/process/process_entry.hpp>
 #include <weft/process/step.hpp>
 #include <weft/process/thread_cache.hpp>
 #include <weft/process/to_thread.hpp>

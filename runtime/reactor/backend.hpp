@@ -61,6 +61,7 @@ struct IoRequest : IoCompletion {
     accept,   // accept4(fd, addr, addrlen, SOCK_CLOEXEC | SOCK_NONBLOCK)
     connect,  // connect(fd, addr, addrlen_value)
     fsync,    // fsync(fd)
+    poll_in,  // until fd is readable (a pidfd: the process has exited); the revents
   };
   Op op = Op::read;
   int fd = -1;

@@ -1,5 +1,6 @@
 #include "runtime/reactor/io_call.hpp"
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -147,6 +148,12 @@ int call_now(const IoRequest& r) noexcept {
       return result_of(::connect(r.fd, static_cast<const sockaddr*>(r.address), r.address_length));
     case Op::fsync:
       return result_of(::fsync(r.fd));
+    case Op::poll_in: {
+      pollfd one{.fd = r.fd, .events = POLLIN, .revents = 0};
+      const int ready = ::poll(&one, 1, 0);
+      if (ready < 0) return -errno;
+      return ready == 0 ? -EAGAIN : one.revents;
+    }
   }
   return -EINVAL;
 }

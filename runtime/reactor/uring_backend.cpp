@@ -3,6 +3,7 @@
 // that is re-armed each time it completes.
 
 #include <liburing.h>
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/utsname.h>
@@ -368,6 +369,8 @@ class UringBackend final : public Backend {
                                      r.address_length);
       case Op::fsync:
         return io_uring_prep_fsync(sqe, r.fd, 0);
+      case Op::poll_in:
+        return io_uring_prep_poll_add(sqe, r.fd, POLLIN);
     }
   }
 

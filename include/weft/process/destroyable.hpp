@@ -45,6 +45,11 @@
 #include <type_traits>
 #include <utility>
 
+#include <sys/types.h>
+
+#include <weft/process/child_error.hpp>
+#include <weft/process/codec.hpp>
+#include <weft/process/process_entry.hpp>
 #include <weft/runtime/detail/deadline.hpp>
 #include <weft/runtime/detail/unique_function.hpp>
 #include <weft/sync/event.hpp>
@@ -112,6 +117,39 @@ class DestroyableWork : public std::enable_shared_from_this<DestroyableWork> {
  protected:
   /// Runs the work in its fiber; stores the result or throws.
   virtual void run_work() = 0;
+
+  /// How destroy() reaches the work's fiber: a thread's work gets
+  /// ThreadDestroyedError at every suspension point, even before it begins
+  /// (then it never does); a process's watcher gets it once, and only once it
+  /// has begun (it looks at destroyed() first), so that it can take its time
+  /// to end the child.
+  enum class DestroyDelivery : unsigned char { at_every_suspension, once_started };
+  virtual DestroyDelivery destroy_delivery() const noexcept {
+    return DestroyDelivery::at_every_suspension;
+  }
+  /// For DestroyDelivery::once_started, from the work's fiber: has destroy()
+  /// been called? If so, the work takes it in hand: it is not thrown at a
+  /// suspension point any more.
+  bool take_destroy() noexcept;
+  /// From the work's fiber: a destroy() from now on is not thrown in it.
+  void stop_destroy_delivery() noexcept;
+  /// On start()'s caller, before the work is handed to a worker (a child
+  /// process is started here); if it throws, the work stays unstarted.
+  virtual void launch() {}
+  /// Undoes launch() when the work cannot be handed to a worker after all.
+  virtual void abandon_launch() noexcept {}
+  struct Settled {
+    bool canceled = false;
+    bool threw = false;
+    std::exception_ptr error;
+  };
+  /// The final states of launched work that ended with `outcome` (null: it
+  /// returned), `destroyed` if destroy() came first. Under the work's lock.
+  virtual Settled settle(std::exception_ptr outcome, bool destroyed);
+  /// error() of work destroyed before it started.
+  virtual std::exception_ptr pre_cancel_error() const;
+  /// What get_or_throw() throws once done, if anything (default: error()).
+  virtual std::exception_ptr result_error() const;
 
  private:
   enum class Phase : unsigned char { not_started, launched, ended };
@@ -193,6 +231,53 @@ void require_callable(const F& f, const char* who) {
   }
 }
 
+class ChildProcess;
+
+/// The non-template half of a DestroyableProcess: the child, watched by a
+/// fiber on a hub worker (which drains its report while it runs), ended by
+/// SIGTERM, the grace period and SIGKILL when destroyed, and reaped there.
+class ProcessWork final : public DestroyableWork {
+ public:
+  /// fork: `body` runs in the child and returns the encoded result.
+  ProcessWork(DestroyableOptions options, UniqueFunction<std::string()> body);
+  /// spawn: the ProcessEntry named `entry`, given the encoded `arguments`.
+  ProcessWork(DestroyableOptions options, std::string entry, std::string arguments);
+  ~ProcessWork() override;
+
+  pid_t pid() const noexcept { return pid_.load(std::memory_order_acquire); }
+  /// The encoded result, once done() without an error.
+  const std::string& result_bytes() const noexcept { return result_; }
+  void destroy_and_wait();
+
+ protected:
+  void run_work() override;
+  DestroyDelivery destroy_delivery() const noexcept override {
+    return DestroyDelivery::once_started;
+  }
+  void launch() override;
+  void abandon_launch() noexcept override;
+  Settled settle(std::exception_ptr outcome, bool destroyed) override;
+  std::exception_ptr pre_cancel_error() const override;
+  std::exception_ptr result_error() const override;
+
+ private:
+  void end_destroyed_child();
+
+  const std::chrono::nanoseconds grace_;
+  UniqueFunction<std::string()> fork_body_;
+  const std::string entry_;
+  const std::string arguments_;
+  std::unique_ptr<ChildProcess> child_;
+  std::atomic<pid_t> pid_{-1};
+  // Written by the watcher fiber; read by settle() there and by others once done().
+  std::string result_;
+  std::exception_ptr child_error_;
+  int status_ = 0;
+  bool reported_ = false;
+  bool destroyed_while_alive_ = false;
+  bool sigkill_sent_ = false;
+};
+
 }  // namespace detail
 
 /// See the top of this file. Move-only; the destructor destroys work still
@@ -270,5 +355,116 @@ DestroyableThread(F, Args...) -> DestroyableThread<std::invoke_result_t<F, Args.
 template <class F, class... Args>
 DestroyableThread(DestroyableOptions, F, Args...)
     -> DestroyableThread<std::invoke_result_t<F, Args...>>;
+
+/// `f(args...)` in a child process (see the top of this file for the states,
+/// and process_entry.hpp for the start methods). `R` and `Args` cross the
+/// boundary through weft::Codec (`fork` needs one only for `R`). With `spawn`,
+/// `f` must be a ProcessEntry (std::invalid_argument otherwise, at
+/// construction); `forkserver` is not available yet (std::invalid_argument).
+///
+/// - `destroy()`: SIGTERM to the child's process group, SIGKILL after
+///   `destroy_grace_period`, then reap; it waits for that (a suspension point
+///   in a fiber). Idempotent; a destroy that finds the child already exited
+///   does not cancel it.
+/// - `error()`, in priority order: the child's exception (a ChildError, and
+///   then `threw()`); "Not starting work on pre-canceled process" for a
+///   destroy before start (nothing is forked); a SIGKILL weft did not send,
+///   or exit code 137: ChildOutOfMemoryError; any other non-zero exit or
+///   signal, when not canceled: a std::runtime_error naming it. A SIGKILL weft
+///   sent is never reported as out of memory. `get_or_throw()` of a canceled
+///   child without an error throws std::runtime_error("process was destroyed").
+/// - A result of any size arrives (the parent drains the pipe while it
+///   waits); the child is reaped and every fd closed on every path; weft
+///   never reaps a child it did not start.
+template <class R>
+class DestroyableProcess {
+ public:
+  template <detail::not_destroyable_options F, class... Args>
+  DestroyableProcess(StartMethod method, F f, Args... args)
+      : DestroyableProcess(DestroyableOptions{}, method, std::move(f), std::move(args)...) {}
+  template <class F, class... Args>
+  DestroyableProcess(DestroyableOptions options, StartMethod method, F f, Args... args)
+      : work_(make(options, method, std::move(f), std::move(args)...)) {}
+  ~DestroyableProcess() {
+    if (!work_) return;
+    work_->destroy();
+    work_->join_ignoring_interrupts();
+  }
+  DestroyableProcess(DestroyableProcess&&) noexcept = default;
+  DestroyableProcess& operator=(DestroyableProcess&&) = delete;
+
+  /// Starts the child and returns (pid() is valid from then on). Only the
+  /// first call does anything. Throws std::system_error if no process can be
+  /// made, std::logic_error for `spawn` in a program that never called
+  /// process_main (the work then stays unstarted).
+  void start() { work().start(); }
+  /// See above: ends the child and waits for it to be reaped.
+  void destroy() { work().destroy_and_wait(); }
+  /// Waits until done() (the child reaped), at most `timeout`; true if done.
+  bool join(std::optional<std::chrono::duration<double>> timeout = std::nullopt) {
+    return work().join(timeout ? std::optional(detail::saturating_ns(*timeout)) : std::nullopt);
+  }
+  /// Waits as join() does, then returns the result (decoded again on every
+  /// call) or throws (see above). std::logic_error for work never started and
+  /// not destroyed.
+  R get_or_throw() {
+    work().wait_for_result();
+    if constexpr (!std::is_void_v<R>) return detail::decode_whole<R>(work().result_bytes());
+  }
+  /// The child's pid, once start() has returned; -1 before.
+  pid_t pid() const { return work().pid(); }
+
+  bool destroyed() const { return work().destroyed(); }
+  bool canceled() const { return work().canceled(); }
+  bool ran() const { return work().ran(); }
+  bool threw() const { return work().threw(); }
+  std::exception_ptr error() const { return work().error(); }
+  bool done() const { return work().done(); }
+
+ private:
+  template <class F, class... Args>
+  static std::shared_ptr<detail::ProcessWork> make(DestroyableOptions options, StartMethod method,
+                                                   F f, Args... args) {
+    static_assert(detail::has_codec_or_void<R>,
+                  "weft::DestroyableProcess: the result type needs a weft::Codec");
+    detail::require_callable(f, "weft::DestroyableProcess");
+    switch (method) {
+      case StartMethod::fork:
+        return std::make_shared<detail::ProcessWork>(
+            options,
+            detail::UniqueFunction<std::string()>(
+                [f = std::move(f), args = std::make_tuple(std::move(args)...)]() mutable {
+                  return std::apply(
+                      [&](auto&... a) { return detail::invoke_and_encode(f, std::move(a)...); },
+                      args);
+                }));
+      case StartMethod::spawn:
+        if constexpr (is_process_entry_v<F>) {
+          return std::make_shared<detail::ProcessWork>(options, f.name(),
+                                                       detail::encode_all(args...));
+        } else {
+          throw std::invalid_argument(
+              "weft::DestroyableProcess: StartMethod::spawn runs a weft::ProcessEntry (a plain "
+              "callable cannot cross an exec)");
+        }
+      case StartMethod::forkserver:
+        break;
+    }
+    throw std::invalid_argument(
+        "weft::DestroyableProcess: StartMethod::forkserver is not available yet");
+  }
+  detail::ProcessWork& work() const {
+    if (!work_) throw std::logic_error("weft::DestroyableProcess: moved from");
+    return *work_;
+  }
+
+  std::shared_ptr<detail::ProcessWork> work_;
+};
+
+template <detail::not_destroyable_options F, class... Args>
+DestroyableProcess(StartMethod, F, Args...) -> DestroyableProcess<std::invoke_result_t<F, Args...>>;
+template <class F, class... Args>
+DestroyableProcess(DestroyableOptions, StartMethod, F, Args...)
+    -> DestroyableProcess<std::invoke_result_t<F, Args...>>;
 
 }  // namespace weft

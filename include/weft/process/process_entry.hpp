@@ -1,0 +1,112 @@
+#pragma once
+/// How weft starts a child process (StartMethod), and the functions a child
+/// started by `spawn` can run (ProcessEntry, process_main).
+///
+/// - `fork`: the child is a copy of the parent made by fork(); it runs any
+///   callable. It gets no hub, ring, thread-cache worker or managed thread of
+///   the parent, and may make its own. Fastest for a small parent; a parent
+///   with many threads or much memory pays for copying its page tables, and
+///   only the forking thread exists in the child.
+/// - `spawn`: a fresh exec of this program (/proc/self/exe); the child runs a
+///   ProcessEntry, named, with arguments and result through Codec. Slower to
+///   start, but the child is clean whatever the parent holds.
+/// - `forkserver`: a clean server process (spawned once) forks each child.
+///   Not available yet: starting work with it throws std::invalid_argument.
+///
+/// A program that uses `spawn` calls `weft::process_main(argc, argv)` first
+/// thing in main: in an ordinary run it returns at once; in a child it runs
+/// the entry it was started for and exits.
+///
+///     inline const weft::ProcessEntry<int(int)> doubler{"doubler", [](int x) { return 2 * x; }};
+///
+///     int main(int argc, char** argv) {
+///       weft::process_main(argc, argv);
+///       weft::DestroyableProcess work(weft::StartMethod::spawn, doubler, 21);
+///       work.start();
+///       return work.get_or_throw() == 42 ? 0 : 1;
+///     }
+
+#include <exception>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include <weft/process/codec.hpp>
+
+namespace weft {
+
+enum class StartMethod { fork, spawn, forkserver };
+
+namespace detail {
+
+/// Runs a registered function in a spawned child: decodes its arguments from
+/// `arguments` and returns its encoded result, or throws what it threw.
+using EntryInvoker = std::function<std::string(std::string_view arguments)>;
+
+/// Registers `invoke` under `name` (before main; any thread). A name already
+/// taken keeps its first entry and the clash is reported when the name is
+/// started.
+void register_process_entry(const std::string& name, EntryInvoker invoke) noexcept;
+/// Has process_main been called in this process?
+bool process_main_was_called() noexcept;
+
+}  // namespace detail
+
+template <class Sig>
+class ProcessEntry;
+
+/// A function registered by name, so that a `spawn`ed child (a fresh exec of
+/// this program) can run it. Define it at namespace scope, with a name unique
+/// in the program:
+///
+///     inline const weft::ProcessEntry<int(int)> doubler{"doubler", [](int x) { return 2 * x; }};
+///
+/// Its result and arguments cross the process boundary through Codec (a type
+/// without one is a compile error naming Codec). Copyable; callable in the
+/// parent like the function it names.
+template <class R, class... Args>
+class ProcessEntry<R(Args...)> {
+ public:
+  using result_type = R;
+
+  template <class F>
+  ProcessEntry(std::string name, F function)
+      : name_(std::move(name)), function_(std::move(function)) {
+    static_assert(detail::has_codec_or_void<R>,
+                  "weft::ProcessEntry: the result type needs a weft::Codec");
+    static_assert((detail::has_codec<std::decay_t<Args>> && ...),
+                  "weft::ProcessEntry: every argument type needs a weft::Codec");
+    detail::register_process_entry(name_, [function = function_](std::string_view arguments) {
+      auto decoded = detail::decode_whole<std::tuple<std::decay_t<Args>...>>(arguments);
+      return std::apply(
+          [&](auto&... values) {
+            return detail::invoke_and_encode(function, std::move(values)...);
+          },
+          decoded);
+    });
+  }
+
+  R operator()(Args... args) const { return function_(std::forward<Args>(args)...); }
+  const std::string& name() const noexcept { return name_; }
+
+ private:
+  std::string name_;
+  std::function<R(Args...)> function_;
+};
+
+template <class T>
+inline constexpr bool is_process_entry_v = false;
+template <class Sig>
+inline constexpr bool is_process_entry_v<ProcessEntry<Sig>> = true;
+
+/// Call first thing in main in a program that uses StartMethod::spawn: it
+/// returns at once in an ordinary run, and in a spawned child runs the entry
+/// the child was started for and exits (its code: 0 after the entry ran,
+/// whether it returned or threw, which its parent is told; 2 for a name no
+/// entry has).
+void process_main(int argc, char** argv);
+
+}  // namespace weft

@@ -1,0 +1,300 @@
+#include "process/child_process.hpp"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <system_error>
+#include <utility>
+
+#include "runtime/hub_core.hpp"
+#include "runtime/reactor/io_call.hpp"
+
+extern char** environ;
+
+namespace weft::detail {
+namespace {
+
+[[noreturn]] void throw_errno(const char* what) {
+  throw std::system_error(errno, std::generic_category(), what);
+}
+
+// An fd that closes itself unless released (for the set-up paths that throw).
+class OwnedFd {
+ public:
+  OwnedFd() = default;
+  explicit OwnedFd(int fd) : fd_(fd) {}
+  OwnedFd(const OwnedFd&) = delete;
+  OwnedFd& operator=(const OwnedFd&) = delete;
+  ~OwnedFd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int get() const noexcept { return fd_; }
+  int release() noexcept { return std::exchange(fd_, -1); }
+  void reset(int fd = -1) noexcept {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = fd;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+void set_nonblocking(int fd) {
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) throw_errno("fcntl(O_NONBLOCK)");
+}
+
+// Moves `fd` to a number above the ones a spawned child is given (3 and 4), so
+// that its dup2 onto them always makes a new descriptor without close-on-exec.
+int above_child_fds(int fd) {
+  if (fd > 4) return fd;
+  const int moved = ::fcntl(fd, F_DUPFD_CLOEXEC, 5);
+  const int error = errno;
+  ::close(fd);
+  if (moved < 0) {
+    errno = error;
+    throw_errno("fcntl(F_DUPFD_CLOEXEC)");
+  }
+  return moved;
+}
+
+int open_pidfd(pid_t pid) {
+  const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (fd < 0) throw_errno("pidfd_open");
+  ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  return fd;
+}
+
+void kill_and_reap(pid_t pid) noexcept {
+  ::kill(-pid, SIGKILL);
+  ::kill(pid, SIGKILL);
+  int status;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+}
+
+void forget_on_this_hub(int fd) noexcept {
+  if (HubCore* hub = HubCore::current()) hub->backend().forget(fd);
+}
+
+}  // namespace
+
+ChildProcess::ChildProcess(pid_t pid, int pidfd, int report_fd, int arguments_fd)
+    : pid_(pid),
+      pidfd_(pidfd),
+      report_fd_(report_fd),
+      arguments_fd_(arguments_fd),
+      pidfd_id_(next_fd_id()),
+      report_id_(next_fd_id()),
+      arguments_id_(next_fd_id()) {}
+
+ChildProcess::ChildProcess(ChildProcess&& other) noexcept
+    : pid_(std::exchange(other.pid_, -1)),
+      pidfd_(std::exchange(other.pidfd_, -1)),
+      report_fd_(std::exchange(other.report_fd_, -1)),
+      arguments_fd_(std::exchange(other.arguments_fd_, -1)),
+      pidfd_id_(other.pidfd_id_),
+      report_id_(other.report_id_),
+      arguments_id_(other.arguments_id_),
+      reaped_(std::exchange(other.reaped_, true)),
+      read_buffer_(std::move(other.read_buffer_)) {}
+
+ChildProcess::~ChildProcess() {
+  if (pid_ > 0 && !reaped_) kill_and_reap(pid_);
+  close_fds();
+}
+
+ChildProcess ChildProcess::fork_running(UniqueFunction<void(int report_fd)> body) {
+  int report[2];
+  if (::pipe2(report, O_CLOEXEC) < 0) throw_errno("pipe2");
+  OwnedFd report_read(report[0]), report_write(report[1]);
+  const pid_t pid = ::fork();
+  if (pid < 0) throw_errno("fork");
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    report_read.reset();
+    int code = 0;
+    try {
+      body(report_write.get());
+    } catch (...) {
+      code = 70;  // EX_SOFTWARE: body reports its own errors; this is a failure to
+    }
+    std::fflush(nullptr);
+    ::_exit(code);
+  }
+  ::setpgid(pid, pid);  // also here, so that a signal sent at once reaches the group
+  report_write.reset();
+  try {
+    set_nonblocking(report_read.get());
+    const int pidfd = open_pidfd(pid);
+    return ChildProcess(pid, pidfd, report_read.release(), -1);
+  } catch (...) {
+    kill_and_reap(pid);
+    throw;
+  }
+}
+
+ChildProcess ChildProcess::spawn_entry(const std::string& entry) {
+  int arguments[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, arguments) < 0)
+    throw_errno("socketpair");
+  OwnedFd arguments_parent(arguments[0]), arguments_child(above_child_fds(arguments[1]));
+  int report[2];
+  if (::pipe2(report, O_CLOEXEC) < 0) throw_errno("pipe2");
+  OwnedFd report_read(report[0]), report_write(above_child_fds(report[1]));
+
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attributes;
+  ::posix_spawn_file_actions_init(&actions);
+  ::posix_spawnattr_init(&attributes);
+  ::posix_spawn_file_actions_adddup2(&actions, arguments_child.get(), 3);
+  ::posix_spawn_file_actions_adddup2(&actions, report_write.get(), 4);
+  ::posix_spawnattr_setpgroup(&attributes, 0);
+  sigset_t no_signals;
+  sigemptyset(&no_signals);
+  ::posix_spawnattr_setsigmask(&attributes, &no_signals);
+  ::posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK);
+  std::string program = "/proc/self/exe";
+  std::string flag = "--weft-process-entry";
+  std::string name = entry;
+  char* argv[] = {program.data(), flag.data(), name.data(), nullptr};
+  pid_t pid = -1;
+  const int error = ::posix_spawn(&pid, program.c_str(), &actions, &attributes, argv, environ);
+  ::posix_spawn_file_actions_destroy(&actions);
+  ::posix_spawnattr_destroy(&attributes);
+  if (error != 0) throw std::system_error(error, std::generic_category(), "posix_spawn");
+  arguments_child.reset();
+  report_write.reset();
+  try {
+    set_nonblocking(report_read.get());
+    set_nonblocking(arguments_parent.get());
+    const int pidfd = open_pidfd(pid);
+    return ChildProcess(pid, pidfd, report_read.release(), arguments_parent.release());
+  } catch (...) {
+    kill_and_reap(pid);
+    throw;
+  }
+}
+
+void ChildProcess::send_arguments(std::string_view bytes) {
+  while (!bytes.empty() && arguments_fd_ >= 0) {
+    IoRequest request;
+    request.op = IoRequest::Op::send;
+    request.fd = arguments_fd_;
+    request.buffer = const_cast<char*>(bytes.data());
+    request.length = std::min(bytes.size(), IoRequest::max_length);
+    const int sent = run_io(request, arguments_id_, "weft: sending a child its arguments");
+    if (sent < 0) break;  // it has gone (EPIPE): its exit status says why
+    bytes.remove_prefix(static_cast<std::size_t>(sent));
+  }
+  if (arguments_fd_ >= 0) {
+    forget_on_this_hub(arguments_fd_);
+    ::close(std::exchange(arguments_fd_, -1));
+  }
+}
+
+void ChildProcess::read_reports(const std::function<void(std::string_view)>& sink) {
+  char* const buffer = read_buffer();
+  while (report_fd_ >= 0) {
+    IoRequest request;
+    request.op = IoRequest::Op::read;
+    request.fd = report_fd_;
+    request.buffer = buffer;
+    request.length = read_buffer_size;
+    const int got = run_io(request, report_id_, "weft: reading a child's report");
+    if (got == 0) return;
+    if (got < 0) throw std::system_error(-got, std::generic_category(), "reading a child's report");
+    sink(std::string_view(buffer, static_cast<std::size_t>(got)));
+  }
+}
+
+std::size_t ChildProcess::drain_reports(const std::function<void(std::string_view)>& sink) {
+  std::size_t total = 0;
+  char* const buffer = read_buffer();
+  while (report_fd_ >= 0) {
+    const ssize_t got = ::read(report_fd_, buffer, read_buffer_size);
+    if (got > 0) {
+      total += static_cast<std::size_t>(got);
+      sink(std::string_view(buffer, static_cast<std::size_t>(got)));
+      continue;
+    }
+    if (got < 0 && errno == EINTR) continue;
+    break;  // EOF, or nothing more now (EAGAIN)
+  }
+  return total;
+}
+
+char* ChildProcess::read_buffer() {
+  // On the heap: the fibers that read run on small stacks.
+  if (!read_buffer_) read_buffer_ = std::make_unique<char[]>(read_buffer_size);
+  return read_buffer_.get();
+}
+
+bool ChildProcess::wait_exited(std::optional<std::int64_t> deadline_ns) {
+  if (exited()) return true;
+  IoRequest request;
+  request.op = IoRequest::Op::poll_in;
+  request.fd = pidfd_;
+  if (deadline_ns) request.deadline_ns = *deadline_ns;
+  const int rc = run_io(request, pidfd_id_, "weft: waiting for a child to exit");
+  if (rc == -ETIMEDOUT) return false;
+  if (rc < 0) throw std::system_error(-rc, std::generic_category(), "waiting for a child to exit");
+  return true;
+}
+
+bool ChildProcess::exited() const noexcept {
+  if (reaped_) return true;
+  pollfd one{.fd = pidfd_, .events = POLLIN, .revents = 0};
+  return ::poll(&one, 1, 0) == 1;
+}
+
+void ChildProcess::terminate() noexcept {
+  if (reaped_) return;
+  ::kill(-pid_, SIGTERM);
+  ::kill(pid_, SIGTERM);  // in case it left its group
+}
+
+void ChildProcess::kill() noexcept {
+  if (reaped_) return;
+  ::kill(-pid_, SIGKILL);
+  ::kill(pid_, SIGKILL);
+}
+
+int ChildProcess::reap() {
+  int status = 0;
+  while (::waitpid(pid_, &status, 0) < 0) {
+    if (errno != EINTR) throw_errno("waitpid");
+  }
+  reaped_ = true;
+  close_fds();
+  return status;
+}
+
+void ChildProcess::close_fds() noexcept {
+  for (int* fd : {&pidfd_, &report_fd_, &arguments_fd_}) {
+    if (*fd < 0) continue;
+    forget_on_this_hub(*fd);
+    ::close(std::exchange(*fd, -1));
+  }
+}
+
+std::string describe_wait_status(int status) {
+  if (WIFEXITED(status)) return "exit code " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) {
+    const int signal = WTERMSIG(status);
+    const char* name = ::sigabbrev_np(signal);
+    return "signal " + std::to_string(signal) + (name ? std::string(" (SIG") + name + ")" : "");
+  }
+  return "wait status " + std::to_string(status);
+}
+
+}  // namespace weft::detail
