@@ -7,6 +7,7 @@
 #include <weft/io/tcp.hpp>
 #include <weft/io/udp.hpp>
 #include <weft/io/unix.hpp>
+#include <weft/process/managed_thread.hpp>
 #include <weft/process/thread_cache.hpp>
 #include <weft/process/to_thread.hpp>
 #include <weft/runtime/clock.hpp>
