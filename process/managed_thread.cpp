@@ -197,8 +197,8 @@ void shutdown_at_exit() noexcept {
   try {
     shutdown_managed_threads(std::chrono::seconds(1));
   } catch (...) {
-    log(LogLevel::error, "managed threads: the shutdown at exit failed: " +
-                             what_of(std::current_exception()));
+    log(LogLevel::error,
+        "managed threads: the shutdown at exit failed: " + what_of(std::current_exception()));
   }
   exit_shutdown_done.store(true);
 }
@@ -323,8 +323,8 @@ void ManagedThreadState::release() noexcept {
       const bool own_thread = on_loop_thread();
       if (own_thread || exit_shutdown_done.load()) {
         if (own_thread) {
-          log(LogLevel::warning, "managed thread '" + name +
-                                     "' destroyed from its own thread; it ends on its own");
+          log(LogLevel::warning,
+              "managed thread '" + name + "' destroyed from its own thread; it ends on its own");
         }
         thread_.detach();
         return;
@@ -471,9 +471,9 @@ void ManagedThreadState::run_periodic() {
       while (ask_ == Ask::run) {
         const std::int64_t now = now_ns();
         if (now >= due) break;
-        const std::int64_t until =
-            due - now > nanoseconds(longest_wait).count() ? now + nanoseconds(longest_wait).count()
-                                                          : due;
+        const std::int64_t until = due - now > nanoseconds(longest_wait).count()
+                                       ? now + nanoseconds(longest_wait).count()
+                                       : due;
         wake_.wait_until(lock, Clock::time_point(nanoseconds(until)));
       }
       if (!keep_running(ask_ == Ask::run)) return;
@@ -494,8 +494,8 @@ void ManagedThreadState::run_operations() {
     {
       std::unique_lock lock(mutex);
       for (;;) {
-        const bool over = ask_ == Ask::stop || ask_ == Ask::end ||
-                          (ask_ == Ask::drain && popped_ >= drain_mark_);
+        const bool over =
+            ask_ == Ask::stop || ask_ == Ask::end || (ask_ == Ask::drain && popped_ >= drain_mark_);
         if (!keep_running(!over)) return;
         if (!items_.empty()) break;
         wake_.wait(lock);

@@ -396,7 +396,8 @@ TEST_F(ManagedThreadTest, AThrowingInitSkipsTheTargetButCleanupStillRuns) {
   ManagedThreadOptions options;
   options.init = [] { throw std::runtime_error("init failed"); };
   options.cleanup = [&] { ++cleanups; };
-  PeriodicThread thread(1ms, [&] { ++iterations; }, options);
+  PeriodicThread thread(
+      1ms, [&] { ++iterations; }, options);
   thread.start();
   EXPECT_TRUE(thread.join());
   EXPECT_EQ(iterations.load(), 0);
@@ -638,7 +639,8 @@ TEST_F(ManagedThreadTest, PeriodicStopAloneEndsTheWait) {
   Gate first, ended;
   ManagedThreadOptions options;
   options.cleanup = [&] { ended.open(); };
-  PeriodicThread thread(1h, [&] { first.open(); }, options);
+  PeriodicThread thread(
+      1h, [&] { first.open(); }, options);
   thread.start();
   ASSERT_TRUE(first.wait());
   thread.stop();

@@ -110,7 +110,7 @@ class ContinuousThread : public ManagedThread {
  public:
   /// Throws std::invalid_argument for a null or empty target.
   template <class F>
-    requires std::invocable<F&>
+  requires std::invocable<F&>
   explicit ContinuousThread(F target, ManagedThreadOptions options = {})
       : ManagedThread(detail::ManagedThreadKind::continuous,
                       detail::UniqueFunction<void()>(std::move(target)), {}, std::move(options)) {}
@@ -125,7 +125,7 @@ class PausableThread : public ManagedThread {
  public:
   /// Throws std::invalid_argument for a null or empty target.
   template <class F>
-    requires std::invocable<F&>
+  requires std::invocable<F&>
   explicit PausableThread(F target, ManagedThreadOptions options = {})
       : ManagedThread(detail::ManagedThreadKind::pausable,
                       detail::UniqueFunction<void()>(std::move(target)), {}, std::move(options)) {}
@@ -140,12 +140,12 @@ class PeriodicThread : public ManagedThread {
   /// Throws std::invalid_argument for a null or empty target, or an interval
   /// that is NaN or negative.
   template <class F>
-    requires std::invocable<F&>
-  PeriodicThread(std::chrono::duration<double> interval, F target,
-                 ManagedThreadOptions options = {})
+  requires std::invocable<F&>
+  explicit PeriodicThread(std::chrono::duration<double> interval, F target,
+                          ManagedThreadOptions options = {})
       : ManagedThread(detail::ManagedThreadKind::periodic,
-                      detail::UniqueFunction<void()>(std::move(target)),
-                      checked_interval(interval), std::move(options)) {}
+                      detail::UniqueFunction<void()>(std::move(target)), checked_interval(interval),
+                      std::move(options)) {}
 };
 
 /// Calls target(item) for each item given to add_data, in FIFO order, and
@@ -158,7 +158,7 @@ class OperationThread : public ManagedThread {
  public:
   /// Throws std::invalid_argument for a null or empty target.
   template <class F>
-    requires std::invocable<F&, T>
+  requires std::invocable<F&, T>
   explicit OperationThread(F target, ManagedThreadOptions options = {})
       : OperationThread(checked_target(std::move(target)), std::move(options)) {}
 
