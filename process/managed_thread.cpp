@@ -82,10 +82,12 @@ class ManagedThreadState : public std::enable_shared_from_this<ManagedThreadStat
   bool join(std::optional<std::int64_t> deadline);
   // The destructor's join: never throws, detaches where it must not wait.
   void release() noexcept;
-  // shutdown: asks the loop to end; false if the caller is the loop thread.
-  bool ask_to_end();
-  // shutdown: waits until the loop ended, then reaps its OS thread.
-  bool wait_until_ended(std::optional<std::int64_t> deadline);
+  // shutdown: asks the loop to end; false if it is not to be waited for (the
+  // caller is the loop thread, or an earlier exit handler left it behind).
+  bool ask_to_end(bool at_exit);
+  // shutdown: waits until the loop ended, then reaps its OS thread; at exit,
+  // marks a thread that did not end as left behind.
+  bool wait_until_ended(std::optional<std::int64_t> deadline, bool at_exit);
   void push_item(UniqueFunction<void()> item);
 
   bool is_alive() const {
@@ -164,6 +166,7 @@ class ManagedThreadState : public std::enable_shared_from_this<ManagedThreadStat
   bool restart_ = false;  // start() came after the loop was over: run again on this thread
   bool parked_ = false;
   bool forked_ = false;
+  bool abandoned_ = false;  // left behind by the shutdown at exit
   Ask ask_ = Ask::run;
   std::exception_ptr error_;
   std::deque<UniqueFunction<void()>> items_;
@@ -173,6 +176,8 @@ class ManagedThreadState : public std::enable_shared_from_this<ManagedThreadStat
 };
 
 namespace {
+
+void shutdown_all(std::optional<std::int64_t> deadline, bool at_exit);
 
 // Every ManagedThread object that exists (so its state lives), for shutdown
 // and fork. Never destroyed: threads left behind at exit, and destructors of
@@ -187,20 +192,16 @@ Registry& registry() {
   return *instance;
 }
 
-std::atomic<bool> exit_shutdown_ran{false};
-// Set once the at-exit shutdown is over: a destructor no longer waits for a
-// thread it left behind.
-std::atomic<bool> exit_shutdown_done{false};
-
+// Each registration runs at its own point of the exit sequence and stops
+// what is live then; a thread one of them left behind is not waited for
+// again, and its object's destructor detaches it.
 void shutdown_at_exit() noexcept {
-  if (exit_shutdown_ran.exchange(true)) return;
   try {
-    shutdown_managed_threads(std::chrono::seconds(1));
+    shutdown_all(EventCount::caller_deadline(std::chrono::seconds(1)), true);
   } catch (...) {
     log(LogLevel::error,
         "managed threads: the shutdown at exit failed: " + what_of(std::current_exception()));
   }
-  exit_shutdown_done.store(true);
 }
 
 void register_exit_shutdown() {
@@ -239,8 +240,9 @@ void forget_threads_in_child() noexcept {
   r.mutex.unlock();
 }
 
-// Early, so that the shutdown also runs for threads made by the destructors
-// of globals constructed before the first ManagedThread.
+// When libweft loads: the last of the exit handlers, for threads still live
+// after every later one ran (started by a global's destructor, or owned by
+// an object that is never destroyed).
 const bool process_hooks_installed = [] {
   ::pthread_atfork(lock_all_before_fork, unlock_all_in_parent, forget_threads_in_child);
   register_exit_shutdown();
@@ -321,7 +323,7 @@ void ManagedThreadState::release() noexcept {
     if (running_) {
       ask(kind == ManagedThreadKind::operation ? Ask::drain : Ask::end);
       const bool own_thread = on_loop_thread();
-      if (own_thread || exit_shutdown_done.load()) {
+      if (own_thread || abandoned_) {
         if (own_thread) {
           log(LogLevel::warning,
               "managed thread '" + name + "' destroyed from its own thread; it ends on its own");
@@ -335,15 +337,19 @@ void ManagedThreadState::release() noexcept {
   reap();
 }
 
-bool ManagedThreadState::ask_to_end() {
+bool ManagedThreadState::ask_to_end(bool at_exit) {
   std::lock_guard lock(mutex);
   if (forked_ || !running_) return true;
   ask(Ask::end);
-  return !on_loop_thread();
+  return !on_loop_thread() && !(at_exit && abandoned_);
 }
 
-bool ManagedThreadState::wait_until_ended(std::optional<std::int64_t> deadline) {
-  if (!changed_.wait_until([&] { return ended(); }, deadline)) return false;
+bool ManagedThreadState::wait_until_ended(std::optional<std::int64_t> deadline, bool at_exit) {
+  if (!changed_.wait_until([&] { return ended(); }, deadline)) {
+    std::lock_guard lock(mutex);
+    if (at_exit) abandoned_ = true;
+    return false;
+  }
   reap();
   return true;
 }
@@ -508,6 +514,32 @@ void ManagedThreadState::run_operations() {
   }
 }
 
+namespace {
+
+void shutdown_all(std::optional<std::int64_t> deadline, bool at_exit) {
+  std::vector<std::shared_ptr<ManagedThreadState>> live;
+  {
+    Registry& r = registry();
+    std::lock_guard lock(r.mutex);
+    for (ManagedThreadState* state : r.states) {
+      if (!state->daemon) live.push_back(state->shared_from_this());
+    }
+  }
+  // All are asked first, so they end side by side and the whole shutdown
+  // takes about the longest one iteration, not their sum.
+  std::vector<std::shared_ptr<ManagedThreadState>> to_wait;
+  for (auto& state : live) {
+    if (state->ask_to_end(at_exit)) to_wait.push_back(state);
+  }
+  for (auto& state : to_wait) {
+    if (!state->wait_until_ended(deadline, at_exit)) {
+      log(LogLevel::warning,
+          "managed thread '" + state->name + "' did not end in time; left running");
+    }
+  }
+}
+
+}  // namespace
 }  // namespace detail
 
 ManagedThread::ManagedThread(detail::ManagedThreadKind kind, detail::UniqueFunction<void()> target,
@@ -570,27 +602,7 @@ std::chrono::nanoseconds ManagedThread::checked_interval(std::chrono::duration<d
 void shutdown_managed_threads(std::optional<std::chrono::duration<double>> timeout) {
   std::optional<std::chrono::nanoseconds> limit;
   if (timeout) limit = detail::saturating_ns(*timeout);
-  const auto deadline = detail::EventCount::caller_deadline(limit);
-  std::vector<std::shared_ptr<detail::ManagedThreadState>> live;
-  {
-    detail::Registry& registry = detail::registry();
-    std::lock_guard lock(registry.mutex);
-    for (detail::ManagedThreadState* state : registry.states) {
-      if (!state->daemon) live.push_back(state->shared_from_this());
-    }
-  }
-  // All are asked first, so they end side by side and the whole shutdown
-  // takes about the longest one iteration, not their sum.
-  std::vector<std::shared_ptr<detail::ManagedThreadState>> to_wait;
-  for (auto& state : live) {
-    if (state->ask_to_end()) to_wait.push_back(state);
-  }
-  for (auto& state : to_wait) {
-    if (!state->wait_until_ended(deadline)) {
-      detail::log(LogLevel::warning,
-                  "managed thread '" + state->name + "' did not end in time; left running");
-    }
-  }
+  detail::shutdown_all(detail::EventCount::caller_deadline(limit), false);
 }
 
 }  // namespace weft
