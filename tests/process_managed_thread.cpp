@@ -98,6 +98,9 @@ std::vector<std::string> thread_names() {
 class ManagedThreadTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    // A sanitizer starts a helper thread of its own with the process's first
+    // thread: let that happen before counting.
+    std::thread([] {}).join();
     threads_before_ = weft_test::live_threads();
     fds_before_ = weft_test::open_fds();
   }
@@ -164,6 +167,26 @@ TEST_F(ManagedThreadTest, StopEndsAContinuousThreadAfterTheCurrentIteration) {
   release.open();
   EXPECT_TRUE(thread.join());
   EXPECT_EQ(iterations.load(), 1);
+}
+
+TEST_F(ManagedThreadTest, StopFromTheTargetEndsAContinuousThreadAfterThisIteration) {
+  HangWatchdog watchdog("stop from the target");
+  std::atomic<int> iterations{0};
+  Gate ended;
+  ContinuousThread* self = nullptr;
+  ManagedThreadOptions options;
+  options.cleanup = [&] { ended.open(); };
+  ContinuousThread thread(
+      [&] {
+        if (++iterations == 5) self->stop();
+      },
+      options);
+  self = &thread;
+  thread.start();
+  ASSERT_TRUE(ended.wait());
+  EXPECT_FALSE(thread.is_alive());
+  EXPECT_EQ(iterations.load(), 5);
+  EXPECT_TRUE(thread.join());
 }
 
 TEST_F(ManagedThreadTest, InitRunsOnceBeforeTheFirstIterationAndCleanupOnceAfterTheLast) {
