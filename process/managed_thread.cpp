@@ -145,8 +145,10 @@ class ManagedThreadState : public std::enable_shared_from_this<ManagedThreadStat
     // a join lets that run start (an OperationThread's drains the queue).
     if (what == Ask::stop) restart_ = false;
     if (what == Ask::drain) drain_mark_ = std::max(drain_mark_, pushed_);
-    wake_.notify_all();
   }
+  // After ask(), once `mutex` is released: a loop thread woken while the
+  // caller still held it would only block on it again.
+  void wake_loop() { wake_.notify_all(); }
   bool ended() const {
     std::lock_guard lock(mutex);
     return !running_;
@@ -290,8 +292,10 @@ void ManagedThreadState::stop() {
   std::unique_lock lock(mutex);
   if (forked_ || !running_) return;
   ask(Ask::stop);
-  if (kind != ManagedThreadKind::pausable || on_loop_thread()) return;
+  const bool wait_for_park = kind == ManagedThreadKind::pausable && !on_loop_thread();
   lock.unlock();
+  wake_loop();
+  if (!wait_for_park) return;
   // A start() in between resumes it, and a join ends it instead: do not wait
   // for a park that will not come.
   changed_.wait_until([&] {
@@ -311,6 +315,7 @@ bool ManagedThreadState::join(std::optional<std::int64_t> deadline) {
       ask(kind == ManagedThreadKind::operation ? Ask::drain : Ask::end);
     }
   }
+  wake_loop();
   if (!changed_.wait_until([&] { return ended(); }, deadline)) return false;
   reap();
   return true;
@@ -329,19 +334,27 @@ void ManagedThreadState::release() noexcept {
               "managed thread '" + name + "' destroyed from its own thread; it ends on its own");
         }
         thread_.detach();
+        lock.unlock();
+        wake_loop();
         return;
       }
     }
   }
+  wake_loop();
   changed_.wait_until_ignoring_interrupts([&] { return ended(); });
   reap();
 }
 
 bool ManagedThreadState::ask_to_end(bool at_exit) {
-  std::lock_guard lock(mutex);
-  if (forked_ || !running_) return true;
-  ask(Ask::end);
-  return !on_loop_thread() && !(at_exit && abandoned_);
+  bool wait = true;
+  {
+    std::lock_guard lock(mutex);
+    if (forked_ || !running_) return true;
+    ask(Ask::end);
+    wait = !on_loop_thread() && !(at_exit && abandoned_);
+  }
+  wake_loop();
+  return wait;
 }
 
 bool ManagedThreadState::wait_until_ended(std::optional<std::int64_t> deadline, bool at_exit) {
@@ -372,8 +385,8 @@ void ManagedThreadState::push_item(UniqueFunction<void()> item) {
     }
     items_.push_back(std::move(item));
     ++pushed_;
-    wake_.notify_all();
   }
+  wake_loop();
   start();
 }
 
