@@ -85,9 +85,11 @@ class ManagedThreadState : public std::enable_shared_from_this<ManagedThreadStat
   // shutdown: asks the loop to end; false if it is not to be waited for (the
   // caller is the loop thread, or an earlier exit handler left it behind).
   bool ask_to_end(bool at_exit);
-  // shutdown: waits until the loop ended, then reaps its OS thread; at exit,
-  // marks a thread that did not end as left behind.
+  // shutdown: waits until the loop ended; at exit, marks a thread that did
+  // not end as left behind.
   bool wait_until_ended(std::optional<std::int64_t> deadline, bool at_exit);
+  // Joins the OS thread of a loop that has ended (it is leaving, or gone).
+  void reap() noexcept;
   void push_item(UniqueFunction<void()> item);
 
   bool is_alive() const {
@@ -153,9 +155,6 @@ class ManagedThreadState : public std::enable_shared_from_this<ManagedThreadStat
     std::lock_guard lock(mutex);
     return !running_;
   }
-  // Joins the OS thread of a loop that has ended (it is leaving, or gone).
-  void reap() noexcept;
-
   UniqueFunction<void()> target_;  // called by the loop thread only
   std::condition_variable wake_;   // the loop thread's waits
   EventCount changed_;             // callers' waits: parked, ended
@@ -358,13 +357,10 @@ bool ManagedThreadState::ask_to_end(bool at_exit) {
 }
 
 bool ManagedThreadState::wait_until_ended(std::optional<std::int64_t> deadline, bool at_exit) {
-  if (!changed_.wait_until([&] { return ended(); }, deadline)) {
-    std::lock_guard lock(mutex);
-    if (at_exit) abandoned_ = true;
-    return false;
-  }
-  reap();
-  return true;
+  if (changed_.wait_until([&] { return ended(); }, deadline)) return true;
+  std::lock_guard lock(mutex);
+  if (at_exit) abandoned_ = true;
+  return false;
 }
 
 void ManagedThreadState::reap() noexcept {
@@ -544,12 +540,20 @@ void shutdown_all(std::optional<std::int64_t> deadline, bool at_exit) {
   for (auto& state : live) {
     if (state->ask_to_end(at_exit)) to_wait.push_back(state);
   }
+  // Then every loop's end, and only then their OS threads: by the time the
+  // last loop has ended most threads are gone, and joining them rarely
+  // blocks (a context switch per thread is most of a shutdown's cost).
+  std::vector<std::shared_ptr<ManagedThreadState>> ended;
   for (auto& state : to_wait) {
-    if (!state->wait_until_ended(deadline, at_exit)) {
+    if (state->wait_until_ended(deadline, at_exit)) {
+      ended.push_back(state);
+    } else {
       log(LogLevel::warning,
           "managed thread '" + state->name + "' did not end in time; left running");
     }
   }
+  for (auto& state : ended)
+    state->reap();
 }
 
 }  // namespace
