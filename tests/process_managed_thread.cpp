@@ -538,7 +538,7 @@ TEST_F(ManagedThreadTest, OperationThreadRunsItemsInFifoOrder) {
 TEST_F(ManagedThreadTest, AddDataStartsTheThread) {
   HangWatchdog watchdog("auto start");
   Gate ran;
-  OperationThread<std::string> thread([&](std::string item) {
+  OperationThread<std::string> thread([&](const std::string& item) {
     if (item == "go") ran.open();
   });
   EXPECT_FALSE(thread.is_alive());
