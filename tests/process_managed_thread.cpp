@@ -946,6 +946,7 @@ std::unique_ptr<ContinuousThread> exit_child_stuck;
 // then std::exit(7) with all of them looping.
 [[noreturn]] void exit_child_main() {
   static std::atomic<int> calls{0};
+  static std::atomic<bool> stuck{false};
   auto busy = [] {
     ++calls;
     std::this_thread::sleep_for(1ms);
@@ -961,6 +962,7 @@ std::unique_ptr<ContinuousThread> exit_child_stuck;
   stuck_options.name = "never-ends";
   exit_child_stuck = std::make_unique<ContinuousThread>(
       [] {
+        stuck = true;
         for (;;)
           std::this_thread::sleep_for(10ms);
       },
@@ -974,7 +976,8 @@ std::unique_ptr<ContinuousThread> exit_child_stuck;
     exit_child_operation->add_data(i);
   exit_child_stuck->start();
   leaked->start();
-  while (calls.load() < 10)
+  // A thread asked to end before its first iteration never runs its target.
+  while (calls.load() < 10 || !stuck.load())
     std::this_thread::sleep_for(1ms);
   std::exit(7);
 }
