@@ -60,8 +60,6 @@ std::string what_of(const std::exception_ptr& error) {
   }
 }
 
-void shutdown_at_exit() noexcept;
-
 }  // namespace
 
 class ManagedThreadState : public std::enable_shared_from_this<ManagedThreadState> {
@@ -90,6 +88,11 @@ class ManagedThreadState : public std::enable_shared_from_this<ManagedThreadStat
   bool wait_until_ended(std::optional<std::int64_t> deadline, bool at_exit);
   // Joins the OS thread of a loop that has ended (it is leaving, or gone).
   void reap() noexcept;
+  // At exit, for a daemon: left running, and its destructor will not wait.
+  void abandon() {
+    std::lock_guard lock(mutex);
+    abandoned_ = true;
+  }
   void push_item(UniqueFunction<void()> item);
 
   bool is_alive() const {
@@ -167,7 +170,7 @@ class ManagedThreadState : public std::enable_shared_from_this<ManagedThreadStat
   bool restart_ = false;  // start() came after the loop was over: run again on this thread
   bool parked_ = false;
   bool forked_ = false;
-  bool abandoned_ = false;  // left behind by the shutdown at exit
+  bool abandoned_ = false;  // left behind by the shutdown at exit (or a daemon then)
   Ask ask_ = Ask::run;
   std::exception_ptr error_;
   std::deque<UniqueFunction<void()>> items_;
@@ -531,7 +534,11 @@ void shutdown_all(std::optional<std::int64_t> deadline, bool at_exit) {
     Registry& r = registry();
     std::lock_guard lock(r.mutex);
     for (ManagedThreadState* state : r.states) {
-      if (!state->daemon) live.push_back(state->shared_from_this());
+      if (!state->daemon) {
+        live.push_back(state->shared_from_this());
+      } else if (at_exit) {
+        state->abandon();
+      }
     }
   }
   // All are asked first, so they end side by side and the whole shutdown

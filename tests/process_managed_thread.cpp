@@ -941,12 +941,15 @@ std::unique_ptr<PausableThread> exit_child_pausable;
 std::unique_ptr<PeriodicThread> exit_child_periodic;
 std::unique_ptr<OperationThread<int>> exit_child_operation;
 std::unique_ptr<ContinuousThread> exit_child_stuck;
+std::unique_ptr<PeriodicThread> exit_child_daemon;
 
-// The child's main: threads of each kind, one whose target never returns,
-// then std::exit(7) with all of them looping.
+// The child's main: threads of each kind, one whose target never returns
+// and a daemon that never returns either, then std::exit(7) with all of them
+// looping.
 [[noreturn]] void exit_child_main() {
   static std::atomic<int> calls{0};
   static std::atomic<bool> stuck{false};
+  static std::atomic<bool> stuck_daemon{false};
   auto busy = [] {
     ++calls;
     std::this_thread::sleep_for(1ms);
@@ -967,6 +970,18 @@ std::unique_ptr<ContinuousThread> exit_child_stuck;
           std::this_thread::sleep_for(10ms);
       },
       stuck_options);
+  // A daemon, which the shutdown skips, whose target never returns either.
+  ManagedThreadOptions daemon_options;
+  daemon_options.daemon = true;
+  exit_child_daemon = std::make_unique<PeriodicThread>(
+      1ms,
+      [] {
+        stuck_daemon = true;
+        for (;;)
+          std::this_thread::sleep_for(10ms);
+      },
+      daemon_options);
+  exit_child_daemon->start();
   // And one on the heap only, never destroyed.
   static auto* const leaked = new ContinuousThread(busy);
   exit_child_continuous->start();
@@ -977,7 +992,7 @@ std::unique_ptr<ContinuousThread> exit_child_stuck;
   exit_child_stuck->start();
   leaked->start();
   // A thread asked to end before its first iteration never runs its target.
-  while (calls.load() < 10 || !stuck.load())
+  while (calls.load() < 10 || !stuck.load() || !stuck_daemon.load())
     std::this_thread::sleep_for(1ms);
   std::exit(7);
 }

@@ -40,7 +40,8 @@ struct ManagedThreadOptions {
   /// an exception from init or the target too).
   std::function<void()> cleanup;
   /// A daemon thread is skipped by shutdown_managed_threads (and so at exit):
-  /// the process exits with it still running.
+  /// the process exits with it still running, and a destructor that runs
+  /// during the exit does not wait for it.
   bool daemon = false;
 };
 
@@ -56,8 +57,9 @@ class ManagedThread {
   ManagedThread& operator=(const ManagedThread&) = delete;
   /// Joins (an OperationThread runs what was queued first). Never suspends a
   /// fiber early: a kill or Timeout aimed at it waits for its next suspension
-  /// point. After the at-exit shutdown, or from the thread's own target, it
-  /// does not wait: the thread is left to finish on its own.
+  /// point. For a thread the at-exit shutdown left behind (or a daemon, once
+  /// it ran), or from the thread's own target, it does not wait: the thread
+  /// is left to finish on its own.
   virtual ~ManagedThread();
 
   /// Starts the thread: a new OS thread, which runs init again, if none is
