@@ -33,12 +33,12 @@ namespace weft {
 struct ManagedThreadOptions {
   /// The thread's name in /proc/<pid>/task/*/comm (its first 15 bytes);
   /// "weft-managed" if empty.
-  std::string name;
+  std::string name{};
   /// Runs once on the thread before the first iteration.
-  std::function<void()> init;
+  std::function<void()> init{};
   /// Runs once on the thread after the last iteration, on every path (after
   /// an exception from init or the target too).
-  std::function<void()> cleanup;
+  std::function<void()> cleanup{};
   /// A daemon thread is skipped by shutdown_managed_threads (and so at exit):
   /// the process exits with it still running, and a destructor that runs
   /// during the exit does not wait for it.
