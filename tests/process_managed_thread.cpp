@@ -99,14 +99,18 @@ class ManagedThreadTest : public ::testing::Test {
  protected:
   void SetUp() override {
     // A sanitizer starts a helper thread of its own with the process's first
-    // thread: let that happen before counting.
-    std::thread([] {}).join();
+    // thread: let that happen before counting, and let this thread leave
+    // /proc (which it does a moment after join returns) before counting.
+    pid_t helper = 0;
+    std::thread([&] { helper = weft_test::this_thread_tid(); }).join();
+    const std::string helper_task = "/proc/self/task/" + std::to_string(helper);
+    ASSERT_TRUE(eventually([&] { return !std::filesystem::exists(helper_task); }));
     threads_before_ = weft_test::live_threads();
     fds_before_ = weft_test::open_fds();
   }
   void TearDown() override {
     EXPECT_TRUE(eventually([&] { return weft_test::live_threads() == threads_before_; }))
-        << "a thread was left running";
+        << "a thread was left running; threads now: " << testing::PrintToString(thread_names());
     EXPECT_EQ(weft_test::open_fds(), fds_before_) << "an fd leaked";
   }
 
