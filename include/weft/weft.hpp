@@ -7,9 +7,10 @@
 #include <weft/io/tcp.hpp>
 #include <weft/io/udp.hpp>
 #include <weft/io/unix.hpp>
-#include <weft/process/codec.hpp>
 #include <weft/process/child_error.hpp>
+#include <weft/process/codec.hpp>
 #include <weft/process/destroyable.hpp>
+#include <weft/process/managed_thread.hpp>
 #include <weft/process/process_entry.hpp>
 #include <weft/process/step.hpp>
 #include <weft/process/thread_cache.hpp>
