@@ -36,7 +36,7 @@ struct TimerOptions {
   std::chrono::duration<double> initial_delay{0};
   bool stop_on_exception = true;
   /// add_dynamic_timer only: the cap on the delays the function returns.
-  std::optional<std::chrono::duration<double>> periodic_interval_max;
+  std::optional<std::chrono::duration<double>> periodic_interval_max{};
 };
 
 namespace detail {
