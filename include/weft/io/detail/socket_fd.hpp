@@ -16,7 +16,7 @@ struct SocketFd {
   bool nonblocking = false;  // its O_NONBLOCK, as last set
   AcceptQueue* accept_queue = nullptr;   // listeners on io_uring: the multishot accept
   std::uint32_t calls_waiting = 0;       // fibers inside a call on it (close wakes them)
-  std::shared_ptr<HubLifeline> used_on;  // the hub whose fibers made the last call on it
+  std::shared_ptr<HubLifeline> used_on{};  // the hub whose fibers made the last call on it
 };
 
 }  // namespace weft::detail
