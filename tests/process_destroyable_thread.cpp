@@ -9,8 +9,8 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <cstdlib>
 #include <chrono>
+#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <stdexcept>
@@ -24,6 +24,13 @@
 #include "hub_worker_check.hpp"
 
 using namespace std::chrono_literals;
+
+// Under ThreadSanitizer: the fork test's child starts a thread, which TSan
+// forbids by default after a fork of a process with threads (weft's own
+// forks, and a user's, happen in such processes).
+extern "C" const char* __tsan_default_options() {
+  return "die_after_fork=0";
+}
 
 namespace {
 
@@ -462,7 +469,8 @@ TEST_F(Destroyable, AForkedChildStartsWithNoHubWorkersAndMakesItsOwn) {
   weft::DestroyableThread warm([] { return 1; });
   warm.start();
   ASSERT_EQ(warm.get_or_throw(), 1);
-  while (weft::detail::hub_worker_cache().idle_workers() == 0) std::this_thread::yield();
+  while (weft::detail::hub_worker_cache().idle_workers() == 0)
+    std::this_thread::yield();
 
   const pid_t pid = ::fork();
   ASSERT_GE(pid, 0);
