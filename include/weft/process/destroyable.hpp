@@ -280,50 +280,20 @@ class ProcessWork final : public DestroyableWork {
 
 }  // namespace detail
 
-/// See the top of this file. Move-only; the destructor destroys work still
-/// running and waits for it to end (never throws; a kill or Timeout aimed at
-/// a fiber destroying it stays pending).
-template <class R>
-class DestroyableThread {
- public:
-  template <detail::not_destroyable_options F, class... Args>
-  explicit DestroyableThread(F f, Args... args)
-      : DestroyableThread(DestroyableOptions{}, std::move(f), std::move(args)...) {}
-  template <class F, class... Args>
-  DestroyableThread(DestroyableOptions options, F f, Args... args)
-      : work_(make(options, std::move(f), std::move(args)...)) {}
-  ~DestroyableThread() { end_work(); }
-  DestroyableThread(DestroyableThread&&) noexcept = default;
-  DestroyableThread& operator=(DestroyableThread&& other) noexcept {
-    if (this != &other) {
-      end_work();
-      work_ = std::move(other.work_);
-    }
-    return *this;
-  }
+namespace detail {
 
-  /// Hands the work to a worker thread and returns. Only the first call after
-  /// construction does anything; after a destroy() it only leaves the work
-  /// complete. Throws std::system_error if no thread can be started (the work
-  /// stays unstarted).
-  void start() { work().start(); }
-  /// Asks the work to end (see the top of this file) and returns at once.
-  /// Idempotent; any thread or fiber.
-  void destroy() { work().destroy(); }
+/// What DestroyableThread and DestroyableProcess share: the handle on their
+/// work, its states and join(). The destructor ends the work (destroy, then
+/// wait, never throwing).
+template <class Work>
+class DestroyableHandle {
+ public:
   /// Waits until done() (at most `timeout`); true if done. False at once for
   /// work never started and not destroyed. std::logic_error from the work's
   /// own fiber (it would wait for itself).
   bool join(std::optional<std::chrono::duration<double>> timeout = std::nullopt) {
-    return work().join(timeout ? std::optional(detail::saturating_ns(*timeout)) : std::nullopt);
+    return work().join(timeout ? std::optional(saturating_ns(*timeout)) : std::nullopt);
   }
-  /// Waits as join() does, then returns a copy of the result (again on every
-  /// call) or rethrows error(). std::logic_error for work never started and
-  /// not destroyed.
-  R get_or_throw() {
-    work().wait_for_result();
-    if constexpr (!std::is_void_v<R>) return *work().result();
-  }
-
   bool destroyed() const { return work().destroyed(); }
   bool canceled() const { return work().canceled(); }
   bool ran() const { return work().ran(); }
@@ -331,23 +301,74 @@ class DestroyableThread {
   std::exception_ptr error() const { return work().error(); }
   bool done() const { return work().done(); }
 
+ protected:
+  explicit DestroyableHandle(std::shared_ptr<Work> work) : work_(std::move(work)) {}
+  ~DestroyableHandle() { end_work(); }
+  DestroyableHandle(DestroyableHandle&&) noexcept = default;
+  DestroyableHandle& operator=(DestroyableHandle&& other) noexcept {
+    if (this != &other) {
+      end_work();
+      work_ = std::move(other.work_);
+    }
+    return *this;
+  }
+
+  Work& work() const {
+    if (!work_) throw std::logic_error("weft: a moved-from destroyable handle");
+    return *work_;
+  }
+
  private:
   void end_work() noexcept {
     if (!work_) return;
     work_->destroy();
     work_->join_ignoring_interrupts();
   }
+
+  std::shared_ptr<Work> work_;
+};
+
+}  // namespace detail
+
+/// See the top of this file. Move-only; the destructor destroys work still
+/// running and waits for it to end (never throws; a kill or Timeout aimed at
+/// a fiber destroying it stays pending).
+template <class R>
+class DestroyableThread : public detail::DestroyableHandle<detail::DestroyableResult<R>> {
+  using Handle = detail::DestroyableHandle<detail::DestroyableResult<R>>;
+
+ public:
+  template <detail::not_destroyable_options F, class... Args>
+  explicit DestroyableThread(F f, Args... args)
+      : DestroyableThread(DestroyableOptions{}, std::move(f), std::move(args)...) {}
+  template <class F, class... Args>
+  DestroyableThread(DestroyableOptions options, F f, Args... args)
+      : Handle(make(options, std::move(f), std::move(args)...)) {}
+  DestroyableThread(DestroyableThread&&) noexcept = default;
+  DestroyableThread& operator=(DestroyableThread&&) noexcept = default;
+
+  /// Hands the work to a worker thread and returns. Only the first call after
+  /// construction does anything; after a destroy() it only leaves the work
+  /// complete. Throws std::system_error if no thread can be started (the work
+  /// stays unstarted).
+  void start() { this->work().start(); }
+  /// Asks the work to end (see the top of this file) and returns at once.
+  /// Idempotent; any thread or fiber.
+  void destroy() { this->work().destroy(); }
+  /// Waits as join() does, then returns a copy of the result (again on every
+  /// call) or rethrows error(). std::logic_error for work never started and
+  /// not destroyed.
+  R get_or_throw() {
+    this->work().wait_for_result();
+    if constexpr (!std::is_void_v<R>) return *this->work().result();
+  }
+
+ private:
   template <class... A>
   static std::shared_ptr<detail::DestroyableResult<R>> make(DestroyableOptions options, A&&... a) {
     detail::require_callable(std::get<0>(std::forward_as_tuple(a...)), "weft::DestroyableThread");
     return std::make_shared<detail::DestroyableResult<R>>(options, std::forward<A>(a)...);
   }
-  detail::DestroyableResult<R>& work() const {
-    if (!work_) throw std::logic_error("weft::DestroyableThread: moved from");
-    return *work_;
-  }
-
-  std::shared_ptr<detail::DestroyableResult<R>> work_;
 };
 
 template <detail::not_destroyable_options F, class... Args>
@@ -377,21 +398,16 @@ DestroyableThread(DestroyableOptions, F, Args...)
 ///   waits); the child is reaped and every fd closed on every path; weft
 ///   never reaps a child it did not start.
 template <class R>
-class DestroyableProcess {
+class DestroyableProcess : public detail::DestroyableHandle<detail::ProcessWork> {
  public:
   template <detail::not_destroyable_options F, class... Args>
   DestroyableProcess(StartMethod method, F f, Args... args)
       : DestroyableProcess(DestroyableOptions{}, method, std::move(f), std::move(args)...) {}
   template <class F, class... Args>
   DestroyableProcess(DestroyableOptions options, StartMethod method, F f, Args... args)
-      : work_(make(options, method, std::move(f), std::move(args)...)) {}
-  ~DestroyableProcess() {
-    if (!work_) return;
-    work_->destroy();
-    work_->join_ignoring_interrupts();
-  }
+      : DestroyableHandle(make(options, method, std::move(f), std::move(args)...)) {}
   DestroyableProcess(DestroyableProcess&&) noexcept = default;
-  DestroyableProcess& operator=(DestroyableProcess&&) = delete;
+  DestroyableProcess& operator=(DestroyableProcess&&) noexcept = default;
 
   /// Starts the child and returns (pid() is valid from then on). Only the
   /// first call does anything. Throws std::system_error if no process can be
@@ -400,10 +416,6 @@ class DestroyableProcess {
   void start() { work().start(); }
   /// See above: ends the child and waits for it to be reaped.
   void destroy() { work().destroy_and_wait(); }
-  /// Waits until done() (the child reaped), at most `timeout`; true if done.
-  bool join(std::optional<std::chrono::duration<double>> timeout = std::nullopt) {
-    return work().join(timeout ? std::optional(detail::saturating_ns(*timeout)) : std::nullopt);
-  }
   /// Waits as join() does, then returns the result (decoded again on every
   /// call) or throws (see above). std::logic_error for work never started and
   /// not destroyed.
@@ -413,13 +425,6 @@ class DestroyableProcess {
   }
   /// The child's pid, once start() has returned; -1 before.
   pid_t pid() const { return work().pid(); }
-
-  bool destroyed() const { return work().destroyed(); }
-  bool canceled() const { return work().canceled(); }
-  bool ran() const { return work().ran(); }
-  bool threw() const { return work().threw(); }
-  std::exception_ptr error() const { return work().error(); }
-  bool done() const { return work().done(); }
 
  private:
   template <class F, class... Args>
@@ -453,12 +458,6 @@ class DestroyableProcess {
     throw std::invalid_argument(
         "weft::DestroyableProcess: StartMethod::forkserver is not available yet");
   }
-  detail::ProcessWork& work() const {
-    if (!work_) throw std::logic_error("weft::DestroyableProcess: moved from");
-    return *work_;
-  }
-
-  std::shared_ptr<detail::ProcessWork> work_;
 };
 
 template <detail::not_destroyable_options F, class... Args>
