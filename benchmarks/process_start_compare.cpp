@@ -63,6 +63,19 @@ double floor_per_call_ms(int calls) {
   return Millis(Clock::now() - began).count() / calls;
 }
 
+// What a bare fork costs here: fork, _exit in the child, waitpid.
+double bare_fork_per_call_ms(int calls) {
+  const auto began = Clock::now();
+  for (int i = 0; i < calls; ++i) {
+    const pid_t pid = ::fork();
+    if (pid < 0) std::abort();
+    if (pid == 0) ::_exit(0);
+    int status;
+    if (::waitpid(pid, &status, 0) != pid) std::abort();
+  }
+  return Millis(Clock::now() - began).count() / calls;
+}
+
 // Python's figures (ms per call) by method; empty without python3.
 std::map<std::string, double> python_per_call_ms(const char* script, int calls) {
   std::map<std::string, double> figures;
@@ -86,11 +99,12 @@ int main(int argc, char** argv) {
   const int rounds = argc > 2 ? std::atoi(argv[2]) : 5;
   const int python_calls = argc > 3 ? std::atoi(argv[3]) : 30;
 
-  std::vector<double> fork, spawn, floor;
+  std::vector<double> fork, spawn, floor, bare_fork;
   for (int r = 0; r < rounds; ++r) {
     fork.push_back(weft_per_call_ms(weft::StartMethod::fork, calls));
     spawn.push_back(weft_per_call_ms(weft::StartMethod::spawn, calls));
     floor.push_back(floor_per_call_ms(calls));
+    bare_fork.push_back(bare_fork_per_call_ms(calls));
   }
   const std::string here = argv[0];
   const std::string script =
@@ -101,6 +115,7 @@ int main(int argc, char** argv) {
   std::printf("  %-34s %8.3f\n", "weft fork", median(fork));
   std::printf("  %-34s %8.3f\n", "weft spawn", median(spawn));
   std::printf("  %-34s %8.3f\n", "posix_spawn(/bin/true) + waitpid", median(floor));
+  std::printf("  %-34s %8.3f\n", "fork + _exit + waitpid (no result)", median(bare_fork));
   for (const auto& [method, ms] : python)
     std::printf("  %-34s %8.3f\n", ("python multiprocessing " + method).c_str(), ms);
   if (python.contains("fork"))

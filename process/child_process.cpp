@@ -12,6 +12,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <system_error>
 #include <utility>
 
@@ -88,12 +89,14 @@ void forget_on_this_hub(int fd) noexcept {
 
 }  // namespace
 
-ChildProcess::ChildProcess(pid_t pid, int pidfd, int report_fd, int arguments_fd)
+ChildProcess::ChildProcess(pid_t pid, int pidfd, int report_fd, int arguments_fd, int output_fd)
     : pid_(pid),
       pidfd_(pidfd),
       report_fd_(report_fd),
       arguments_fd_(arguments_fd),
+      output_fd_(output_fd),
       pidfd_id_(next_fd_id()),
+      output_id_(next_fd_id()),
       report_id_(next_fd_id()),
       arguments_id_(next_fd_id()) {}
 
@@ -102,26 +105,42 @@ ChildProcess::ChildProcess(ChildProcess&& other) noexcept
       pidfd_(std::exchange(other.pidfd_, -1)),
       report_fd_(std::exchange(other.report_fd_, -1)),
       arguments_fd_(std::exchange(other.arguments_fd_, -1)),
+      output_fd_(std::exchange(other.output_fd_, -1)),
       pidfd_id_(other.pidfd_id_),
+      output_id_(other.output_id_),
       report_id_(other.report_id_),
       arguments_id_(other.arguments_id_),
-      reaped_(std::exchange(other.reaped_, true)),
-      read_buffer_(std::move(other.read_buffer_)) {}
+      reaped_(std::exchange(other.reaped_, true)) {}
 
 ChildProcess::~ChildProcess() {
   if (pid_ > 0 && !reaped_) kill_and_reap(pid_);
   close_fds();
 }
 
-ChildProcess ChildProcess::fork_running(UniqueFunction<void(int report_fd)> body) {
+ChildProcess ChildProcess::fork_running(UniqueFunction<void(int report_fd)> body,
+                                        bool capture_output) {
   int report[2];
   if (::pipe2(report, O_CLOEXEC) < 0) throw_errno("pipe2");
   OwnedFd report_read(report[0]), report_write(report[1]);
+  OwnedFd output_read, output_write;
+  if (capture_output) {
+    int output[2];
+    if (::pipe2(output, O_CLOEXEC) < 0) throw_errno("pipe2");
+    output_read.reset(output[0]);
+    output_write.reset(output[1]);
+  }
+  std::fflush(nullptr);  // or the child would print the parent's buffered output again
   const pid_t pid = ::fork();
   if (pid < 0) throw_errno("fork");
   if (pid == 0) {
     ::setpgid(0, 0);
     report_read.reset();
+    if (capture_output) {
+      ::dup2(output_write.get(), STDOUT_FILENO);
+      ::dup2(output_write.get(), STDERR_FILENO);
+      output_read.reset();
+      output_write.reset();
+    }
     int code = 0;
     try {
       body(report_write.get());
@@ -133,17 +152,19 @@ ChildProcess ChildProcess::fork_running(UniqueFunction<void(int report_fd)> body
   }
   ::setpgid(pid, pid);  // also here, so that a signal sent at once reaches the group
   report_write.reset();
+  output_write.reset();
   try {
     set_nonblocking(report_read.get());
+    if (capture_output) set_nonblocking(output_read.get());
     const int pidfd = open_pidfd(pid);
-    return ChildProcess(pid, pidfd, report_read.release(), -1);
+    return ChildProcess(pid, pidfd, report_read.release(), -1, output_read.release());
   } catch (...) {
     kill_and_reap(pid);
     throw;
   }
 }
 
-ChildProcess ChildProcess::spawn_entry(const std::string& entry) {
+ChildProcess ChildProcess::spawn_entry(const std::string& entry, bool capture_output) {
   int arguments[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, arguments) < 0)
     throw_errno("socketpair");
@@ -151,6 +172,13 @@ ChildProcess ChildProcess::spawn_entry(const std::string& entry) {
   int report[2];
   if (::pipe2(report, O_CLOEXEC) < 0) throw_errno("pipe2");
   OwnedFd report_read(report[0]), report_write(above_child_fds(report[1]));
+  OwnedFd output_read, output_write;
+  if (capture_output) {
+    int output[2];
+    if (::pipe2(output, O_CLOEXEC) < 0) throw_errno("pipe2");
+    output_read.reset(output[0]);
+    output_write.reset(above_child_fds(output[1]));
+  }
 
   posix_spawn_file_actions_t actions;
   posix_spawnattr_t attributes;
@@ -158,6 +186,10 @@ ChildProcess ChildProcess::spawn_entry(const std::string& entry) {
   ::posix_spawnattr_init(&attributes);
   ::posix_spawn_file_actions_adddup2(&actions, arguments_child.get(), 3);
   ::posix_spawn_file_actions_adddup2(&actions, report_write.get(), 4);
+  if (capture_output) {
+    ::posix_spawn_file_actions_adddup2(&actions, output_write.get(), STDOUT_FILENO);
+    ::posix_spawn_file_actions_adddup2(&actions, output_write.get(), STDERR_FILENO);
+  }
   ::posix_spawnattr_setpgroup(&attributes, 0);
   sigset_t no_signals;
   sigemptyset(&no_signals);
@@ -174,11 +206,14 @@ ChildProcess ChildProcess::spawn_entry(const std::string& entry) {
   if (error != 0) throw std::system_error(error, std::generic_category(), "posix_spawn");
   arguments_child.reset();
   report_write.reset();
+  output_write.reset();
   try {
     set_nonblocking(report_read.get());
     set_nonblocking(arguments_parent.get());
+    if (capture_output) set_nonblocking(output_read.get());
     const int pidfd = open_pidfd(pid);
-    return ChildProcess(pid, pidfd, report_read.release(), arguments_parent.release());
+    return ChildProcess(pid, pidfd, report_read.release(), arguments_parent.release(),
+                        output_read.release());
   } catch (...) {
     kill_and_reap(pid);
     throw;
@@ -203,40 +238,54 @@ void ChildProcess::send_arguments(std::string_view bytes) {
 }
 
 void ChildProcess::read_reports(const std::function<void(std::string_view)>& sink) {
-  char* const buffer = read_buffer();
-  while (report_fd_ >= 0) {
-    IoRequest request;
-    request.op = IoRequest::Op::read;
-    request.fd = report_fd_;
-    request.buffer = buffer;
-    request.length = read_buffer_size;
-    const int got = run_io(request, report_id_, "weft: reading a child's report");
-    if (got == 0) return;
-    if (got < 0) throw std::system_error(-got, std::generic_category(), "reading a child's report");
-    sink(std::string_view(buffer, static_cast<std::size_t>(got)));
-  }
+  read_until_end(report_fd_, report_id_, sink);
+}
+
+void ChildProcess::read_output(const std::function<void(std::string_view)>& sink) {
+  read_until_end(output_fd_, output_id_, sink);
 }
 
 std::size_t ChildProcess::drain_reports(const std::function<void(std::string_view)>& sink) {
+  return drain(report_fd_, sink);
+}
+
+std::size_t ChildProcess::drain_output(const std::function<void(std::string_view)>& sink) {
+  return drain(output_fd_, sink);
+}
+
+void ChildProcess::read_until_end(int fd, std::uint64_t id,
+                                  const std::function<void(std::string_view)>& sink) {
+  if (fd < 0) return;
+  // On the heap, one for each reader: two fibers on small stacks may read
+  // from one child at once (its report and its output).
+  const auto buffer = std::make_unique<char[]>(read_buffer_size);
+  for (;;) {
+    IoRequest request;
+    request.op = IoRequest::Op::read;
+    request.fd = fd;
+    request.buffer = buffer.get();
+    request.length = read_buffer_size;
+    const int got = run_io(request, id, "weft: reading from a child");
+    if (got == 0) return;
+    if (got < 0) throw std::system_error(-got, std::generic_category(), "reading from a child");
+    sink(std::string_view(buffer.get(), static_cast<std::size_t>(got)));
+  }
+}
+
+std::size_t ChildProcess::drain(int fd, const std::function<void(std::string_view)>& sink) {
+  if (fd < 0) return 0;
   std::size_t total = 0;
-  char* const buffer = read_buffer();
-  while (report_fd_ >= 0) {
-    const ssize_t got = ::read(report_fd_, buffer, read_buffer_size);
+  const auto buffer = std::make_unique<char[]>(read_buffer_size);
+  for (;;) {
+    const ssize_t got = ::read(fd, buffer.get(), read_buffer_size);
     if (got > 0) {
       total += static_cast<std::size_t>(got);
-      sink(std::string_view(buffer, static_cast<std::size_t>(got)));
+      sink(std::string_view(buffer.get(), static_cast<std::size_t>(got)));
       continue;
     }
     if (got < 0 && errno == EINTR) continue;
-    break;  // EOF, or nothing more now (EAGAIN)
+    return total;  // EOF, or nothing more now (EAGAIN)
   }
-  return total;
-}
-
-char* ChildProcess::read_buffer() {
-  // On the heap: the fibers that read run on small stacks.
-  if (!read_buffer_) read_buffer_ = std::make_unique<char[]>(read_buffer_size);
-  return read_buffer_.get();
 }
 
 bool ChildProcess::wait_exited(std::optional<std::int64_t> deadline_ns) {
@@ -280,7 +329,7 @@ int ChildProcess::reap() {
 }
 
 void ChildProcess::close_fds() noexcept {
-  for (int* fd : {&pidfd_, &report_fd_, &arguments_fd_}) {
+  for (int* fd : {&pidfd_, &report_fd_, &arguments_fd_, &output_fd_}) {
     if (*fd < 0) continue;
     forget_on_this_hub(*fd);
     ::close(std::exchange(*fd, -1));

@@ -24,11 +24,14 @@ class ChildProcess {
   /// fork(): the child runs `body(report_fd)`, then flushes stdio and
   /// _exits with 0 (an exception escaping `body` exits with 70). The parent
   /// returns at once. Throws std::system_error if no process can be made.
-  static ChildProcess fork_running(UniqueFunction<void(int report_fd)> body);
+  /// With `capture_output`, the child's stdout and stderr go to a pipe that
+  /// read_output() reads.
+  static ChildProcess fork_running(UniqueFunction<void(int report_fd)> body,
+                                   bool capture_output = false);
   /// posix_spawn of /proc/self/exe running the ProcessEntry `entry` (see
   /// process_main): its arguments are read from fd 3, its report written to
   /// fd 4. Throws std::system_error.
-  static ChildProcess spawn_entry(const std::string& entry);
+  static ChildProcess spawn_entry(const std::string& entry, bool capture_output = false);
 
   ChildProcess(ChildProcess&& other) noexcept;
   ChildProcess& operator=(ChildProcess&&) = delete;
@@ -48,6 +51,10 @@ class ChildProcess {
   /// Reads what the report pipe holds now, without waiting (after the child
   /// has exited: what it wrote last); each chunk goes to `sink`.
   std::size_t drain_reports(const std::function<void(std::string_view)>& sink);
+  /// read_reports and drain_reports for the captured stdout and stderr (no-ops
+  /// without capture).
+  void read_output(const std::function<void(std::string_view)>& sink);
+  std::size_t drain_output(const std::function<void(std::string_view)>& sink);
   /// From that fiber: waits until the child has exited, at most until
   /// `deadline_ns` (the hub's clock); false if the deadline came first.
   bool wait_exited(std::optional<std::int64_t> deadline_ns);
@@ -64,9 +71,10 @@ class ChildProcess {
   int reap();
 
  private:
-  ChildProcess(pid_t pid, int pidfd, int report_fd, int arguments_fd);
+  ChildProcess(pid_t pid, int pidfd, int report_fd, int arguments_fd, int output_fd);
+  void read_until_end(int fd, std::uint64_t id, const std::function<void(std::string_view)>& sink);
+  std::size_t drain(int fd, const std::function<void(std::string_view)>& sink);
   void close_fds() noexcept;
-  char* read_buffer();
 
   static constexpr std::size_t read_buffer_size = 65536;
 
@@ -74,11 +82,12 @@ class ChildProcess {
   int pidfd_ = -1;
   int report_fd_ = -1;
   int arguments_fd_ = -1;
+  int output_fd_ = -1;
   std::uint64_t pidfd_id_ = 0;
+  std::uint64_t output_id_ = 0;
   std::uint64_t report_id_ = 0;
   std::uint64_t arguments_id_ = 0;
   bool reaped_ = false;
-  std::unique_ptr<char[]> read_buffer_;
 };
 
 /// The wait status `status` in words: "exit code N", "signal N (SIGNAME)".

@@ -6,12 +6,14 @@
 #include <unistd.h>
 
 #include <string>
+#include <system_error>
 #include <typeinfo>
 #include <utility>
 #include <vector>
 
 #include <weft/process/child_error.hpp>
 #include <weft/process/codec.hpp>
+#include <weft/process/process_entry.hpp>
 
 namespace weft::detail {
 namespace {
@@ -77,6 +79,13 @@ bool write_fully(int fd, std::string_view bytes) noexcept {
   return true;
 }
 
+void write_child_frame(int fd, std::string_view payload) {
+  std::string frame;
+  append_frame(frame, payload);
+  if (!write_fully(fd, frame))
+    throw std::system_error(errno, std::generic_category(), "weft: writing to the parent");
+}
+
 std::string encode_current_exception() {
   std::string payload = "E";
   Codec<Chain>::encode(chain_of(std::current_exception()), payload);
@@ -86,7 +95,10 @@ std::string encode_current_exception() {
 void report_outcome(int fd, UniqueFunction<std::string()> work) noexcept {
   std::string payload;
   try {
-    payload = "R" + work();
+    const std::string result = work();
+    payload.reserve(result.size() + 1);
+    payload.push_back('R');
+    payload.append(result);
   } catch (...) {
     try {
       payload = encode_current_exception();

@@ -19,30 +19,38 @@
 
 namespace weft::detail {
 
-ProcessWork::ProcessWork(DestroyableOptions options, UniqueFunction<std::string()> fork_body)
+ProcessWork::ProcessWork(DestroyableOptions options, UniqueFunction<std::string(int)> fork_body,
+                         ChildReportHooks hooks)
     : DestroyableWork(options),
       grace_(saturating_ns(options.destroy_grace_period)),
-      fork_body_(std::move(fork_body)) {}
+      fork_body_(std::move(fork_body)),
+      hooks_(std::move(hooks)) {}
 
-ProcessWork::ProcessWork(DestroyableOptions options, std::string entry, std::string arguments)
+ProcessWork::ProcessWork(DestroyableOptions options, std::string entry, std::string arguments,
+                         ChildReportHooks hooks)
     : DestroyableWork(options),
       grace_(saturating_ns(options.destroy_grace_period)),
+      hooks_(std::move(hooks)),
       entry_(std::move(entry)),
       arguments_(std::move(arguments)) {}
 
 ProcessWork::~ProcessWork() = default;
 
 void ProcessWork::launch() {
+  const bool capture = hooks_.output_capture_bytes > 0;
   if (!entry_.empty()) {
     if (!process_main_was_called()) {
       throw std::logic_error(
           "weft: StartMethod::spawn needs weft::process_main(argc, argv) called first thing in "
           "main (the child would run main again)");
     }
-    child_ = std::make_unique<ChildProcess>(ChildProcess::spawn_entry(entry_));
+    child_ = std::make_unique<ChildProcess>(ChildProcess::spawn_entry(entry_, capture));
   } else {
     child_ = std::make_unique<ChildProcess>(ChildProcess::fork_running(
-        [this](int report_fd) { report_outcome(report_fd, std::move(fork_body_)); }));
+        [this](int report_fd) {
+          report_outcome(report_fd, [this, report_fd] { return fork_body_(report_fd); });
+        },
+        capture));
   }
   pid_.store(child_->pid(), std::memory_order_release);
 }
@@ -53,39 +61,61 @@ void ProcessWork::abandon_launch() noexcept {
 
 void ProcessWork::run_work() {
   FrameReader frames;
-  auto feed = [&frames](std::string_view bytes) { frames.feed(bytes); };
-  // Drains the report pipe while this fiber waits for the exit, so that a
-  // report larger than the pipe cannot block the child.
-  GreenThread<void> reader;
+  std::string output;  // the tail of the child's stdout and stderr, when captured
+  // Frames go to the hook as they come; without one, the first is the outcome.
+  auto feed = [this, &frames](std::string_view bytes) {
+    frames.feed(bytes);
+    if (!hooks_.on_frame) return;
+    while (std::optional<std::string> frame = frames.next_frame())
+      hooks_.on_frame(pid(), *frame);
+  };
+  auto keep_output = [this, &output](std::string_view bytes) {
+    output.append(bytes);
+    if (output.size() > hooks_.output_capture_bytes)
+      output.erase(0, output.size() - hooks_.output_capture_bytes);
+  };
+  // Readers drain the pipes while this fiber waits for the exit, so that a
+  // report (or output) larger than a pipe cannot block the child.
+  GreenThread<void> reader, output_reader;
   try {
     if (take_destroy()) throw ThreadDestroyedError{};
+    if (hooks_.on_start) hooks_.on_start(pid());
     reader = weft::spawn(SpawnOptions{.name = "child report reader"}, [this, &feed] {
       if (!entry_.empty()) child_->send_arguments(arguments_);
       child_->read_reports(feed);
     });
+    if (hooks_.output_capture_bytes > 0) {
+      output_reader = weft::spawn(SpawnOptions{.name = "child output reader"},
+                                  [this, &keep_output] { child_->read_output(keep_output); });
+    }
     child_->wait_exited(std::nullopt);
   } catch (const ThreadDestroyedError&) {
     end_destroyed_child();
   }
   stop_destroy_delivery();  // the child has exited: a destroy now changes nothing
-  if (reader) {
+  for (GreenThread<void>* fiber : {&reader, &output_reader}) {
+    if (!*fiber) continue;
     // Its last read may hold data: a kill lets it deliver that first.
-    GreenThreadCore& core = GreenThreadAccess::core(reader);
+    GreenThreadCore& core = GreenThreadAccess::core(*fiber);
     core.kill_deferring_interrupts();
     core.wait_deferring_interrupts();
     try {
       if (core.error()) std::rethrow_exception(core.error());
     } catch (const FiberExit&) {
     } catch (const std::exception& e) {
-      log(LogLevel::error, std::string("weft: reading a child's report failed: ") + e.what());
+      log(LogLevel::error, std::string("weft: reading from a child failed: ") + e.what());
     }
   }
-  child_->drain_reports(feed);  // what it wrote last, if the reader had not read it yet
+  child_->drain_reports(feed);  // what it wrote last, if the readers had not read it yet
+  child_->drain_output(keep_output);
   status_ = child_->reap();
-  if (std::optional<std::string> outcome = frames.next_frame()) {
-    reported_ = true;
-    result_ = decode_outcome(*outcome, child_error_);
+  if (!hooks_.on_frame) {
+    if (std::optional<std::string> outcome = frames.next_frame()) {
+      reported_ = true;
+      result_ = decode_outcome(*outcome, child_error_);
+    }
   }
+  if (hooks_.on_exit) hooks_.on_exit(pid(), status_, std::move(output));
 }
 
 void ProcessWork::end_destroyed_child() {

@@ -1,9 +1,12 @@
 #include <weft/process/step.hpp>
 
 #include <cxxabi.h>
+#include <sys/wait.h>
 
 #include <cstdlib>
 #include <memory>
+
+#include "process/child_report.hpp"
 
 namespace weft {
 
@@ -26,7 +29,43 @@ std::string StepSummary::describe() const {
   return text;
 }
 
+ChildProcessCrashError::ChildProcessCrashError(pid_t pid, int exit_code, std::string output)
+    : std::runtime_error("Child process " + std::to_string(pid) + " crashed with exit code " +
+                         std::to_string(exit_code) + "." + (output.empty() ? "" : "\n" + output)),
+      pid_(pid),
+      exit_code_(exit_code),
+      output_(std::move(output)) {}
+
 namespace detail {
+
+int exit_code_of(int wait_status) noexcept {
+  if (WIFEXITED(wait_status)) return WEXITSTATUS(wait_status);
+  if (WIFSIGNALED(wait_status)) return -WTERMSIG(wait_status);
+  return wait_status;
+}
+
+ChildStepFrame parse_child_step_frame(std::string_view frame) {
+  ChildStepFrame parsed;
+  if (!frame.empty() && frame.front() == 'V') {
+    parsed.kind = ChildStepFrame::Kind::value;
+    parsed.value = frame.substr(1);
+    return parsed;
+  }
+  std::exception_ptr error;
+  decode_outcome(frame, error);
+  if (!error) {
+    parsed.kind = ChildStepFrame::Kind::done;
+    return parsed;
+  }
+  parsed.kind = ChildStepFrame::Kind::error;
+  try {
+    std::rethrow_exception(error);
+  } catch (const ChildError& e) {
+    parsed.type_name = e.type_name();
+    parsed.message = e.what();
+  }
+  return parsed;
+}
 
 std::string demangled_name(const std::type_info& type) {
   int status = 0;

@@ -61,7 +61,9 @@ bool report_if_guard_hit(void* address) {
 }
 
 void on_segv(int signal, siginfo_t* info, void* context) {
-  report_if_guard_hit(info->si_addr);
+  // A SIGSEGV sent by raise() or kill() (si_code <= 0) has no fault address.
+  const bool sent = info->si_code <= 0;
+  if (!sent) report_if_guard_hit(info->si_addr);
   // Hand the fault on: to the previous handler, or back to the default action
   // (returning re-executes the faulting access, which then kills the process).
   if (previous_action.sa_flags & SA_SIGINFO) {
@@ -70,6 +72,9 @@ void on_segv(int signal, siginfo_t* info, void* context) {
     return previous_action.sa_handler(signal);
   }
   ::sigaction(SIGSEGV, &previous_action, nullptr);
+  // A sent one re-executes nothing: send it again, to be delivered with the
+  // default action once this handler returns (it is blocked until then).
+  if (sent) ::raise(signal);
 }
 
 }  // namespace

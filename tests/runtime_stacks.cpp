@@ -3,6 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -86,6 +90,25 @@ TEST_F(StacksDeathTest, AnOverflowIsReportedWithTheFiberName) {
                  }).wait();
                }),
                "weft: stack overflow in fiber #[0-9]+ 'deep-diver'");
+}
+
+void raise_sigsegv_without_a_core() {
+  const rlimit no_core{0, 0};
+  ::setrlimit(RLIMIT_CORE, &no_core);
+  ::raise(SIGSEGV);
+  std::_Exit(0);
+}
+
+// Before: weft's SIGSEGV handler (for guard pages) returned from a SIGSEGV
+// sent by raise() or kill(), which then did nothing: the process lived on.
+TEST_F(StacksDeathTest, ASigsegvSentByRaiseStillKillsTheProcess) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  weft::run([] {});  // the handler is installed with the first hub
+  EXPECT_EXIT(
+      raise_sigsegv_without_a_core(),
+      // Killed by it, or (under a sanitizer, whose handler comes before
+      // weft's) reported and ended by it: either way, not living on.
+      [](int status) { return !(WIFEXITED(status) && WEXITSTATUS(status) == 0); }, "");
 }
 
 TEST_F(StacksDeathTest, WhenMprotectGuardsRunOutFibersStillRunAndItIsSaidOnce) {

@@ -37,10 +37,12 @@
 #include <atomic>
 #include <chrono>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -233,15 +235,31 @@ void require_callable(const F& f, const char* who) {
 
 class ChildProcess;
 
+/// For work whose child reports as it goes (a child-process step): each
+/// frame of its report as it arrives, then its exit. Run by the watcher
+/// fiber, on the hub worker.
+struct ChildReportHooks {
+  /// Before the first frame (the child has been started).
+  std::function<void(pid_t pid)> on_start;
+  std::function<void(pid_t pid, std::string_view frame)> on_frame;
+  /// After the reap: the wait status, and the tail of the child's stdout and
+  /// stderr (output_capture_bytes of it).
+  std::function<void(pid_t pid, int wait_status, std::string output)> on_exit;
+  /// 0: the child's stdout and stderr are its parent's.
+  std::size_t output_capture_bytes = 0;
+};
+
 /// The non-template half of a DestroyableProcess: the child, watched by a
 /// fiber on a hub worker (which drains its report while it runs), ended by
 /// SIGTERM, the grace period and SIGKILL when destroyed, and reaped there.
 class ProcessWork final : public DestroyableWork {
  public:
-  /// fork: `body` runs in the child and returns the encoded result.
-  ProcessWork(DestroyableOptions options, UniqueFunction<std::string()> body);
+  /// fork: `body(report_fd)` runs in the child and returns the encoded result.
+  ProcessWork(DestroyableOptions options, UniqueFunction<std::string(int report_fd)> body,
+              ChildReportHooks hooks = {});
   /// spawn: the ProcessEntry named `entry`, given the encoded `arguments`.
-  ProcessWork(DestroyableOptions options, std::string entry, std::string arguments);
+  ProcessWork(DestroyableOptions options, std::string entry, std::string arguments,
+              ChildReportHooks hooks = {});
   ~ProcessWork() override;
 
   pid_t pid() const noexcept { return pid_.load(std::memory_order_acquire); }
@@ -264,7 +282,8 @@ class ProcessWork final : public DestroyableWork {
   void end_destroyed_child();
 
   const std::chrono::nanoseconds grace_;
-  UniqueFunction<std::string()> fork_body_;
+  UniqueFunction<std::string(int)> fork_body_;
+  ChildReportHooks hooks_;
   const std::string entry_;
   const std::string arguments_;
   std::unique_ptr<ChildProcess> child_;
@@ -437,8 +456,8 @@ class DestroyableProcess : public detail::DestroyableHandle<detail::ProcessWork>
       case StartMethod::fork:
         return std::make_shared<detail::ProcessWork>(
             options,
-            detail::UniqueFunction<std::string()>(
-                [f = std::move(f), args = std::make_tuple(std::move(args)...)]() mutable {
+            detail::UniqueFunction<std::string(int)>(
+                [f = std::move(f), args = std::make_tuple(std::move(args)...)](int) mutable {
                   return std::apply(
                       [&](auto&... a) { return detail::invoke_and_encode(f, std::move(a)...); },
                       args);

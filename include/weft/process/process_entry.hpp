@@ -35,6 +35,8 @@
 #include <utility>
 
 #include <weft/process/codec.hpp>
+#include <weft/process/step_emitter.hpp>
+#include <weft/runtime/detail/unique_function.hpp>
 
 namespace weft {
 
@@ -52,6 +54,39 @@ using EntryInvoker = std::function<std::string(std::string_view arguments)>;
 void register_process_entry(const std::string& name, EntryInvoker invoke) noexcept;
 /// Has process_main been called in this process?
 bool process_main_was_called() noexcept;
+
+/// Where a spawned child writes its report (see process_main).
+inline constexpr int spawned_report_fd = 4;
+
+/// In a child: writes `payload` to `fd` as one frame, blocking until all of
+/// it is written. Throws std::system_error if the parent has gone.
+void write_child_frame(int fd, std::string_view payload);
+
+/// In a child running a step: what its StepEmitter does with a value (a 'V'
+/// frame on the report pipe, written before emit returns).
+template <class E>
+UniqueFunction<void(E)> child_step_sink(int fd) {
+  static_assert(has_codec<E>, "weft: a child-process step's values need a weft::Codec");
+  return [fd](E value) {
+    std::string payload = "V";
+    Codec<E>::encode(value, payload);
+    write_child_frame(fd, payload);
+  };
+}
+
+/// The arguments of a ProcessEntry: all through Codec, or, for a step entry,
+/// a StepEmitter<E>& first and the rest through Codec.
+template <class... Args>
+struct EntryArguments {
+  static constexpr bool step = false;
+  using Decoded = std::tuple<std::decay_t<Args>...>;
+};
+template <class E, class... Rest>
+struct EntryArguments<StepEmitter<E>&, Rest...> {
+  static constexpr bool step = true;
+  using Event = E;
+  using Decoded = std::tuple<std::decay_t<Rest>...>;
+};
 
 }  // namespace detail
 
@@ -75,17 +110,27 @@ class ProcessEntry<R(Args...)> {
   template <class F>
   ProcessEntry(std::string name, F function)
       : name_(std::move(name)), function_(std::move(function)) {
+    using Arguments = detail::EntryArguments<Args...>;
     static_assert(detail::has_codec_or_void<R>,
                   "weft::ProcessEntry: the result type needs a weft::Codec");
-    static_assert((detail::has_codec<std::decay_t<Args>> && ...),
+    static_assert(detail::has_codec<typename Arguments::Decoded>,
                   "weft::ProcessEntry: every argument type needs a weft::Codec");
+    static_assert(!Arguments::step || std::is_void_v<R>,
+                  "weft::ProcessEntry: a step entry (StepEmitter<E>& first) returns void");
     detail::register_process_entry(name_, [function = function_](std::string_view arguments) {
-      auto decoded = detail::decode_whole<std::tuple<std::decay_t<Args>...>>(arguments);
-      return std::apply(
-          [&](auto&... values) {
-            return detail::invoke_and_encode(function, std::move(values)...);
-          },
-          decoded);
+      auto decoded = detail::decode_whole<typename Arguments::Decoded>(arguments);
+      if constexpr (Arguments::step) {
+        using Event = typename Arguments::Event;
+        StepEmitter<Event> emit(detail::child_step_sink<Event>(detail::spawned_report_fd));
+        std::apply([&](auto&... values) { function(emit, std::move(values)...); }, decoded);
+        return std::string();
+      } else {
+        return std::apply(
+            [&](auto&... values) {
+              return detail::invoke_and_encode(function, std::move(values)...);
+            },
+            decoded);
+      }
     });
   }
 

@@ -23,21 +23,25 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <deque>
 #include <functional>
+#include <list>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <typeinfo>
 #include <utility>
 #include <variant>
 #include <vector>
 
 #include <weft/process/destroyable.hpp>
+#include <weft/process/step_emitter.hpp>
 #include <weft/runtime/detail/event_count.hpp>
 #include <weft/runtime/detail/unique_function.hpp>
 
@@ -70,23 +74,6 @@ template <class E>
 bool is_terminal(const StepEvent<E>& event) noexcept {
   return std::holds_alternative<StepDone>(event) || std::holds_alternative<StepSystemError>(event);
 }
-
-/// What a step reports its values through.
-template <class E>
-class StepEmitter {
- public:
-  /// Every emit(value) calls `sink(value)`; weft makes one for each step it
-  /// runs (make one yourself to call a step directly).
-  explicit StepEmitter(detail::UniqueFunction<void(E)> sink) : sink_(std::move(sink)) {}
-  StepEmitter(const StepEmitter&) = delete;
-  StepEmitter& operator=(const StepEmitter&) = delete;
-
-  /// Reports `value`; the reader's next() may return it at once.
-  void operator()(E value) { sink_(std::move(value)); }
-
- private:
-  detail::UniqueFunction<void(E)> sink_;
-};
 
 /// A thread step ended without StepDone or StepSystemError: it threw
 /// something that is not a std::exception, or its fiber was killed.
@@ -140,6 +127,20 @@ class StepChannel {
     std::lock_guard lock(mutex_);
     terminal_.emplace(std::move(event));
   }
+  bool has_terminal() const {
+    std::lock_guard lock(mutex_);
+    return terminal_.has_value();
+  }
+  /// What the reader gets once every event is read, when the step ended
+  /// without a terminal event (its kind's crash error).
+  void set_crash(std::exception_ptr crash) {
+    std::lock_guard lock(mutex_);
+    crash_ = std::move(crash);
+  }
+  std::exception_ptr crash() const {
+    std::lock_guard lock(mutex_);
+    return crash_;
+  }
   /// The step's side has ended: queues the last event, if there was one.
   void close() noexcept {
     {
@@ -164,56 +165,25 @@ class StepChannel {
 
  private:
   const std::shared_ptr<EventCount> wake_;
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::deque<StepEvent<E>> queue_;
   std::optional<StepEvent<E>> terminal_;
+  std::exception_ptr crash_;
   bool closed_ = false;
   std::atomic<pid_t> id_{0};
 };
 
-}  // namespace detail
-
-/// Runs `step(emit)` as a fiber on an OS thread of its own (a cached worker
-/// that keeps its hub, as DestroyableThread's), from the constructor on.
-/// StepStart and StepDone carry the thread's id (gettid()); a std::exception
-/// from the step gives StepSystemError (`output` empty); anything else ends
-/// the step without a terminal event, and next() then throws
-/// ThreadCrashError. Move-only. Destroying it before the end throws
-/// ThreadDestroyedError in the step at its next suspension point (as
-/// DestroyableThread::destroy) and waits for it to end.
+/// next(), try_next() and finished() of every step kind: reading its
+/// channel, a tick at a time.
 template <class E>
-class ThreadStep final : public detail::StepSource<E> {
+class ChannelStep : public StepSource<E> {
  public:
   using value_type = E;
-
-  /// std::invalid_argument for an empty `step`; std::system_error if no
-  /// thread can be started.
-  template <class F>
-  explicit ThreadStep(F step, ThreadStepOptions options = {})
-      : ThreadStep(std::make_shared<detail::EventCount>(), std::move(step), options) {}
-  /// For StepExecutor: events notify `wake` too.
-  template <class F>
-  ThreadStep(std::shared_ptr<detail::EventCount> wake, F step, ThreadStepOptions options)
-      : channel_(std::make_shared<detail::StepChannel<E>>(std::move(wake))), options_(options) {
-    detail::require_callable(step, "weft::ThreadStep");
-    work_ = std::make_shared<detail::DestroyableResult<void>>(
-        DestroyableOptions{},
-        [channel = channel_, step = std::move(step)]() mutable { run_step(*channel, step); });
-    work_->set_on_complete([channel = channel_] { channel->close(); });
-    work_->start();
-  }
-  ~ThreadStep() override {
-    if (!work_) return;
-    work_->destroy();
-    work_->join_ignoring_interrupts();
-  }
-  ThreadStep(ThreadStep&&) noexcept = default;
-  ThreadStep& operator=(ThreadStep&&) = delete;
 
   /// The next event as soon as there is one; StepIdle if none came within
   /// one tick from this call. std::logic_error after the end (finished()).
   StepEvent<E> next() {
-    const auto deadline = detail::EventCount::caller_deadline(options_.tick);
+    const auto deadline = EventCount::caller_deadline(tick_);
     for (;;) {
       const auto key = channel_->wake().prepare_wait();
       if (auto event = try_next()) return std::move(*event);
@@ -226,7 +196,7 @@ class ThreadStep final : public detail::StepSource<E> {
 
   /// As next(), without waiting: nullopt when there is nothing yet.
   std::optional<StepEvent<E>> try_next() override {
-    if (finished_) throw std::logic_error("weft::ThreadStep::next: the step has already ended");
+    if (finished_) throw std::logic_error("weft: next() on a step that has already ended");
     bool closed = false;
     std::optional<StepEvent<E>> event = channel_->try_pop(closed);
     if (event) {
@@ -235,14 +205,77 @@ class ThreadStep final : public detail::StepSource<E> {
     }
     if (closed) {
       finished_ = true;
-      throw ThreadCrashError(channel_->id());
+      std::rethrow_exception(channel_->crash());
     }
     return std::nullopt;
   }
 
-  /// Has next() returned StepDone or StepSystemError, or thrown
-  /// ThreadCrashError? The step's thread has let go of it by then.
+  /// Has next() returned StepDone or StepSystemError, or thrown the step
+  /// kind's crash error? What ran the step has let go of everything by then.
   bool finished() const noexcept { return finished_; }
+
+ protected:
+  ChannelStep(std::shared_ptr<EventCount> wake, std::chrono::nanoseconds tick)
+      : channel_(std::make_shared<StepChannel<E>>(std::move(wake))), tick_(tick) {}
+  ChannelStep(ChannelStep&&) noexcept = default;
+
+  std::shared_ptr<StepChannel<E>> channel_;
+
+ private:
+  std::chrono::nanoseconds tick_;
+  bool finished_ = false;
+};
+
+/// A frame of a child step's report: a value, or how the step ended.
+struct ChildStepFrame {
+  enum class Kind : unsigned char { value, done, error };
+  Kind kind = Kind::value;
+  std::string_view value;  // the encoded value (Kind::value), inside the frame
+  std::string type_name;   // Kind::error
+  std::string message;
+};
+ChildStepFrame parse_child_step_frame(std::string_view frame);
+
+}  // namespace detail
+
+/// Runs `step(emit)` as a fiber on an OS thread of its own (a cached worker
+/// that keeps its hub, as DestroyableThread's), from the constructor on.
+/// StepStart and StepDone carry the thread's id (gettid()); a std::exception
+/// from the step gives StepSystemError (`output` empty); anything else ends
+/// the step without a terminal event, and next() then throws
+/// ThreadCrashError. Move-only. Destroying it before the end throws
+/// ThreadDestroyedError in the step at its next suspension point (as
+/// DestroyableThread::destroy) and waits for it to end.
+template <class E>
+class ThreadStep final : public detail::ChannelStep<E> {
+ public:
+  /// std::invalid_argument for an empty `step`; std::system_error if no
+  /// thread can be started.
+  template <class F>
+  explicit ThreadStep(F step, ThreadStepOptions options = {})
+      : ThreadStep(std::make_shared<detail::EventCount>(), std::move(step), options) {}
+  /// For StepExecutor: events notify `wake` too.
+  template <class F>
+  ThreadStep(std::shared_ptr<detail::EventCount> wake, F step, ThreadStepOptions options)
+      : detail::ChannelStep<E>(std::move(wake), options.tick) {
+    detail::require_callable(step, "weft::ThreadStep");
+    work_ = std::make_shared<detail::DestroyableResult<void>>(
+        DestroyableOptions{},
+        [channel = this->channel_, step = std::move(step)]() mutable { run_step(*channel, step); });
+    work_->set_on_complete([channel = this->channel_] {
+      if (!channel->has_terminal())
+        channel->set_crash(std::make_exception_ptr(ThreadCrashError(channel->id())));
+      channel->close();
+    });
+    work_->start();
+  }
+  ~ThreadStep() override {
+    if (!work_) return;
+    work_->destroy();
+    work_->join_ignoring_interrupts();
+  }
+  ThreadStep(ThreadStep&&) noexcept = default;
+  ThreadStep& operator=(ThreadStep&&) = delete;
 
  private:
   template <class F>
@@ -264,15 +297,159 @@ class ThreadStep final : public detail::StepSource<E> {
     channel.set_terminal(StepDone{tid});
   }
 
-  std::shared_ptr<detail::StepChannel<E>> channel_;
   std::shared_ptr<detail::DestroyableResult<void>> work_;
-  ThreadStepOptions options_;
-  bool finished_ = false;
+};
+
+/// A child-process step ended without StepDone or StepSystemError: it died
+/// (a signal, _exit, an abort). what(): "Child process PID crashed with exit
+/// code CODE." and the tail of its output.
+class ChildProcessCrashError : public std::runtime_error {
+ public:
+  ChildProcessCrashError(pid_t pid, int exit_code, std::string output);
+  pid_t pid() const noexcept { return pid_; }
+  /// The exit code, or the negative signal number (-11 for SIGSEGV).
+  int exit_code() const noexcept { return exit_code_; }
+  /// The tail of its stdout and stderr.
+  const std::string& output() const noexcept { return output_; }
+
+ private:
+  pid_t pid_;
+  int exit_code_;
+  std::string output_;
+};
+
+struct ChildProcessStepOptions {
+  /// How long next() waits before it returns StepIdle.
+  std::chrono::nanoseconds tick = std::chrono::milliseconds(20);
+  /// How much of the child's stdout and stderr (together, the last bytes) a
+  /// StepSystemError or ChildProcessCrashError carries; 0: not captured (the
+  /// child writes to its parent's).
+  std::size_t output_capture_bytes = 65536;
+  /// Destroying a running step: SIGTERM, then SIGKILL after this.
+  std::chrono::duration<double> destroy_grace_period{10};
+};
+
+namespace detail {
+/// Exit code of a wait status, negative for a signal.
+int exit_code_of(int wait_status) noexcept;
+}  // namespace detail
+
+/// Runs `step(emit, args...)` in a child process, started by the
+/// constructor: `fork` runs any callable; `spawn` runs a ProcessEntry whose
+/// first parameter is `weft::StepEmitter<E>&` (its other arguments cross
+/// through Codec). Events as for every step (the top of this file):
+/// StepStart carries the child's pid; emit(value) has written the value out
+/// of the child before it returns, so a value emitted just before a crash
+/// arrives before the ChildProcessCrashError (its exit code; negative for a
+/// signal). StepSystemError carries the step's exception (type, what()) and
+/// the tail of the child's output. By the time finished() turns true the
+/// child is reaped and every fd closed. Destroying the step before its end
+/// destroys the child (SIGTERM, the grace period, SIGKILL) and waits.
+/// Move-only.
+template <class E>
+class ChildProcessStep final : public detail::ChannelStep<E> {
+ public:
+  template <class F>
+  requires(!std::is_same_v<F, ChildProcessStepOptions>)
+      ChildProcessStep(StartMethod method, F step, ChildProcessStepOptions options = {})
+      : ChildProcessStep(std::make_shared<detail::EventCount>(), method, options, std::move(step)) {
+  }
+  template <class F, class... Args>
+  ChildProcessStep(StartMethod method, ChildProcessStepOptions options, F step, Args... args)
+      : ChildProcessStep(std::make_shared<detail::EventCount>(), method, options, std::move(step),
+                         std::move(args)...) {}
+  /// For StepExecutor: events notify `wake` too.
+  template <class F, class... Args>
+  ChildProcessStep(std::shared_ptr<detail::EventCount> wake, StartMethod method,
+                   ChildProcessStepOptions options, F step, Args... args)
+      : detail::ChannelStep<E>(std::move(wake), options.tick) {
+    static_assert(detail::has_codec<E>, "weft::ChildProcessStep: E needs a weft::Codec");
+    detail::require_callable(step, "weft::ChildProcessStep");
+    const DestroyableOptions destroyable{.destroy_grace_period = options.destroy_grace_period,
+                                         .completion_event = nullptr};
+    detail::ChildReportHooks hooks = report_hooks(options.output_capture_bytes);
+    switch (method) {
+      case StartMethod::fork:
+        work_ = std::make_shared<detail::ProcessWork>(
+            destroyable,
+            detail::UniqueFunction<std::string(int)>(
+                [step = std::move(step),
+                 args = std::make_tuple(std::move(args)...)](int report_fd) mutable {
+                  StepEmitter<E> emit(detail::child_step_sink<E>(report_fd));
+                  std::apply([&](auto&... a) { step(emit, std::move(a)...); }, args);
+                  return std::string();
+                }),
+            std::move(hooks));
+        break;
+      case StartMethod::spawn:
+        if constexpr (is_process_entry_v<F>) {
+          work_ = std::make_shared<detail::ProcessWork>(
+              destroyable, step.name(), detail::encode_all(args...), std::move(hooks));
+          break;
+        } else {
+          throw std::invalid_argument(
+              "weft::ChildProcessStep: StartMethod::spawn runs a weft::ProcessEntry (a plain "
+              "callable cannot cross an exec)");
+        }
+      case StartMethod::forkserver:
+        throw std::invalid_argument(
+            "weft::ChildProcessStep: StartMethod::forkserver is not available yet");
+    }
+    work_->set_on_complete([channel = this->channel_] { channel->close(); });
+    work_->start();
+  }
+  ~ChildProcessStep() override {
+    if (!work_) return;
+    work_->destroy();
+    work_->join_ignoring_interrupts();
+  }
+  ChildProcessStep(ChildProcessStep&&) noexcept = default;
+  ChildProcessStep& operator=(ChildProcessStep&&) = delete;
+
+  /// The child's pid (valid once the constructor has returned).
+  pid_t pid() const { return work_->pid(); }
+
+ private:
+  detail::ChildReportHooks report_hooks(std::size_t capture_bytes) {
+    // How the step ended, as its report said (kept until the exit).
+    auto ending = std::make_shared<std::optional<detail::ChildStepFrame>>();
+    detail::ChildReportHooks hooks;
+    hooks.output_capture_bytes = capture_bytes;
+    hooks.on_start = [channel = this->channel_](pid_t pid) {
+      channel->set_id(pid);
+      channel->push(StepStart{pid});
+    };
+    hooks.on_frame = [channel = this->channel_, ending](pid_t, std::string_view frame) {
+      detail::ChildStepFrame parsed = detail::parse_child_step_frame(frame);
+      if (parsed.kind == detail::ChildStepFrame::Kind::value) {
+        channel->push(StepEvent<E>(std::in_place_index<2>, detail::decode_whole<E>(parsed.value)));
+      } else {
+        parsed.value = {};
+        *ending = std::move(parsed);
+      }
+    };
+    hooks.on_exit = [channel = this->channel_, ending](pid_t pid, int status, std::string output) {
+      if (!*ending) {
+        channel->set_crash(std::make_exception_ptr(
+            ChildProcessCrashError(pid, detail::exit_code_of(status), std::move(output))));
+      } else if ((*ending)->kind == detail::ChildStepFrame::Kind::done) {
+        channel->set_terminal(StepDone{pid});
+      } else {
+        channel->set_terminal(StepSystemError{pid, std::move((*ending)->type_name),
+                                              std::move((*ending)->message), std::move(output)});
+      }
+    };
+    return hooks;
+  }
+
+  std::shared_ptr<detail::ProcessWork> work_;
 };
 
 struct StepExecutorOptions {
   /// Steps running at once.
   std::size_t max_concurrent = 100;
+  /// Of those, child-process steps running at once; 0: the number of cores.
+  std::size_t max_concurrent_processes = 0;
   /// How many more times a failed step (StepSystemError, a crash, or no
   /// thread to start it on) is run before it counts as failed.
   std::size_t retries = 0;
@@ -336,6 +513,23 @@ class StepExecutor {
         });
   }
 
+  /// Adds a step run in a child process (ChildProcessStep): `fork` runs any
+  /// callable, `spawn` a ProcessEntry whose first parameter is
+  /// StepEmitter<E>&. std::invalid_argument as add_thread_step.
+  template <class F>
+  void add_child_process_step(std::string name, StartMethod method, F step,
+                              ChildProcessStepOptions options = {}) {
+    detail::require_callable(step, "weft::StepExecutor::add_child_process_step");
+    options.tick = options_.tick;
+    add_step(
+        std::move(name),
+        [method, step = std::move(step), options](
+            std::shared_ptr<detail::EventCount> wake) -> std::unique_ptr<detail::StepSource<E>> {
+          return std::make_unique<ChildProcessStep<E>>(std::move(wake), method, options, step);
+        },
+        true);
+  }
+
   /// Runs every step added (again on a later call) and returns once all have
   /// ended. An exception from `on_event` ends the run: the steps still
   /// running are destroyed and waited for, and it propagates.
@@ -344,21 +538,23 @@ class StepExecutor {
  protected:
   using Launch =
       std::function<std::unique_ptr<detail::StepSource<E>>(std::shared_ptr<detail::EventCount>)>;
-  /// For each step kind: `launch(wake)` starts one attempt.
-  void add_step(std::string name, Launch launch) {
+  /// For each step kind: `launch(wake)` starts one attempt; `child_process`
+  /// counts it against max_concurrent_processes.
+  void add_step(std::string name, Launch launch, bool child_process = false) {
     for (const Entry& entry : steps_) {
       if (entry.name == name) {
         throw std::invalid_argument("weft::StepExecutor: a step named '" + name +
                                     "' was already added");
       }
     }
-    steps_.push_back(Entry{std::move(name), std::move(launch)});
+    steps_.push_back(Entry{std::move(name), std::move(launch), child_process});
   }
 
  private:
   struct Entry {
     std::string name;
     Launch launch;
+    bool child_process = false;
   };
   struct Running {
     std::size_t entry;
@@ -374,7 +570,8 @@ template <class E>
 StepSummary StepExecutor<E>::run(const EventCallback& on_event) {
   auto wake = std::make_shared<detail::EventCount>();
   StepSummary summary;
-  std::deque<std::pair<std::size_t, std::size_t>> waiting;  // (entry, attempt)
+  // (entry, attempt); a list, since retries are added while it is walked
+  std::list<std::pair<std::size_t, std::size_t>> waiting;
   for (std::size_t i = 0; i < steps_.size(); ++i)
     waiting.emplace_back(i, 1);
   std::vector<Running> running;
@@ -390,10 +587,26 @@ StepSummary StepExecutor<E>::run(const EventCallback& on_event) {
                                          std::move(message), crashed});
   };
 
+  const std::size_t process_limit =
+      options_.max_concurrent_processes != 0
+          ? options_.max_concurrent_processes
+          : std::max<std::size_t>(1, std::thread::hardware_concurrency());
+  auto processes_running = [&] {
+    return static_cast<std::size_t>(
+        std::count_if(running.begin(), running.end(),
+                      [&](const Running& r) { return steps_[r.entry].child_process; }));
+  };
   while (!waiting.empty() || !running.empty()) {
-    while (running.size() < options_.max_concurrent && !waiting.empty()) {
-      const auto [entry, attempt] = waiting.front();
-      waiting.pop_front();
+    // Start what may start, in order; a child-process step over its own limit
+    // waits (and those behind it keep their turn after it).
+    for (auto next = waiting.begin();
+         running.size() < options_.max_concurrent && next != waiting.end();) {
+      const auto [entry, attempt] = *next;
+      if (steps_[entry].child_process && processes_running() >= process_limit) {
+        ++next;
+        continue;
+      }
+      next = waiting.erase(next);
       try {
         running.push_back(Running{entry, attempt, steps_[entry].launch(wake)});
       } catch (const std::exception& error) {

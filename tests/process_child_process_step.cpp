@@ -1,0 +1,282 @@
+// ChildProcessStep: a step run in a child process whose events the parent
+// reads one tick at a time (dagster's child-process executor), for the fork
+// and spawn start methods, and the step executor running child-process steps.
+
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include <weft/weft.hpp>
+
+#include "hang_watchdog.hpp"
+#include "hub_worker_check.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+using Emit = weft::StepEmitter<std::string>;
+using Step = weft::ChildProcessStep<std::string>;
+using Event = weft::StepEvent<std::string>;
+
+void doubled_aa(Emit& emit) {
+  emit("aa" + std::string("aa"));
+}
+void raises(Emit&) {
+  throw std::runtime_error("AnError: Oh noes!");
+}
+void exits_1(Emit& emit) {
+  emit("before");
+  std::fflush(nullptr);
+  ::_exit(1);
+}
+void segfaults(Emit& emit) {
+  emit("last words");
+  const rlimit no_core{0, 0};
+  ::setrlimit(RLIMIT_CORE, &no_core);  // no core file from the test
+  ::raise(SIGSEGV);
+}
+void prints_and_raises(Emit&) {
+  std::printf("to stdout\n");
+  std::fprintf(stderr, "to stderr\n");
+  throw std::invalid_argument("bad");
+}
+void sleeps(Emit& emit) {
+  emit("sleeping");
+  for (;;)
+    ::pause();
+}
+void counts(Emit& emit, int n) {
+  for (int i = 0; i < n; ++i)
+    emit(std::to_string(i));
+}
+
+inline const weft::ProcessEntry<void(Emit&)> doubled_aa_entry{"step.doubled_aa", doubled_aa};
+inline const weft::ProcessEntry<void(Emit&)> raises_entry{"step.raises", raises};
+inline const weft::ProcessEntry<void(Emit&)> exits_1_entry{"step.exits_1", exits_1};
+inline const weft::ProcessEntry<void(Emit&)> segfaults_entry{"step.segfaults", segfaults};
+inline const weft::ProcessEntry<void(Emit&)> prints_entry{"step.prints_and_raises",
+                                                          prints_and_raises};
+inline const weft::ProcessEntry<void(Emit&)> sleeps_entry{"step.sleeps", sleeps};
+inline const weft::ProcessEntry<void(Emit&, int)> counts_entry{"step.counts", counts};
+
+std::size_t zombie_children() {
+  std::size_t count = 0;
+  const std::string self = std::to_string(::getpid());
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    std::ifstream stat(entry.path() / "stat");
+    std::string line;
+    if (!std::getline(stat, line)) continue;
+    const auto close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(line.substr(close + 2));
+    std::string state, ppid;
+    rest >> state >> ppid;
+    if (ppid == self && state == "Z") ++count;
+  }
+  return count;
+}
+
+class ChildStep : public weft_test::HubWorkerLeakCheck,
+                  public ::testing::WithParamInterface<weft::StartMethod> {
+ protected:
+  void TearDown() override {
+    HubWorkerLeakCheck::TearDown();
+    EXPECT_EQ(zombie_children(), 0u) << "a child was left unreaped";
+  }
+  // A step of this test's start method: the function itself for fork, its
+  // entry for spawn.
+  template <class Entry, class F>
+  std::unique_ptr<Step> start(const Entry& entry, F function,
+                              weft::ChildProcessStepOptions options = {}) {
+    if (GetParam() == weft::StartMethod::fork)
+      return std::make_unique<Step>(weft::StartMethod::fork, function, options);
+    return std::make_unique<Step>(weft::StartMethod::spawn, entry, options);
+  }
+};
+
+std::vector<Event> read_all(Step& step) {
+  std::vector<Event> events;
+  while (!step.finished()) {
+    Event event = step.next();
+    if (!std::holds_alternative<weft::StepIdle>(event)) events.push_back(std::move(event));
+  }
+  return events;
+}
+
+std::string method_name(const ::testing::TestParamInfo<weft::StartMethod>& info) {
+  return info.param == weft::StartMethod::fork ? "fork" : "spawn";
+}
+
+INSTANTIATE_TEST_SUITE_P(StartMethods, ChildStep,
+                         ::testing::Values(weft::StartMethod::fork, weft::StartMethod::spawn),
+                         method_name);
+
+}  // namespace
+
+TEST_P(ChildStep, EventsComeInOrderWithTheChildsPid) {
+  auto step = start(doubled_aa_entry, doubled_aa);
+  const std::vector<Event> events = read_all(*step);
+  ASSERT_EQ(events.size(), 3u);
+  ASSERT_TRUE(std::holds_alternative<weft::StepStart>(events[0]));
+  EXPECT_EQ(std::get<weft::StepStart>(events[0]).pid, step->pid());
+  EXPECT_NE(step->pid(), ::getpid());
+  EXPECT_EQ(std::get<std::string>(events[1]), "aaaa");
+  ASSERT_TRUE(std::holds_alternative<weft::StepDone>(events[2]));
+  EXPECT_EQ(std::get<weft::StepDone>(events[2]).pid, step->pid());
+  EXPECT_THROW(step->next(), std::logic_error);
+}
+
+TEST_P(ChildStep, AnExceptionGivesOneSystemError) {
+  auto step = start(raises_entry, raises);
+  const std::vector<Event> events = read_all(*step);
+  ASSERT_EQ(events.size(), 2u);
+  ASSERT_TRUE(std::holds_alternative<weft::StepSystemError>(events[1]));
+  const auto& error = std::get<weft::StepSystemError>(events[1]);
+  EXPECT_EQ(error.type_name, "std::runtime_error");
+  EXPECT_NE(error.message.find("AnError"), std::string::npos);
+}
+
+TEST_P(ChildStep, TheSystemErrorCarriesTheTailOfTheChildsOutput) {
+  auto step = start(prints_entry, prints_and_raises, {.output_capture_bytes = 1024});
+  const std::vector<Event> events = read_all(*step);
+  ASSERT_EQ(events.size(), 2u);
+  const auto& error = std::get<weft::StepSystemError>(events[1]);
+  EXPECT_NE(error.output.find("to stdout"), std::string::npos) << error.output;
+  EXPECT_NE(error.output.find("to stderr"), std::string::npos) << error.output;
+}
+
+TEST_P(ChildStep, AnExitWithoutATerminalEventIsACrashWithItsCode) {
+  auto step = start(exits_1_entry, exits_1);
+  std::vector<Event> events;
+  try {
+    for (;;) {
+      Event event = step->next();
+      if (!std::holds_alternative<weft::StepIdle>(event)) events.push_back(std::move(event));
+    }
+  } catch (const weft::ChildProcessCrashError& crash) {
+    EXPECT_EQ(crash.exit_code(), 1);
+    EXPECT_EQ(crash.pid(), step->pid());
+    EXPECT_NE(std::string(crash.what()).find("crashed with exit code 1."), std::string::npos);
+  }
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(std::get<std::string>(events[1]), "before");
+  EXPECT_TRUE(step->finished());
+  EXPECT_THROW(step->next(), std::logic_error);
+}
+
+TEST_P(ChildStep, ASegfaultIsACrashWithExitCodeMinus11AfterTheValuesItWrote) {
+  auto step = start(segfaults_entry, segfaults);
+  std::vector<Event> events;
+  int code = 0;
+  try {
+    for (;;) {
+      Event event = step->next();
+      if (!std::holds_alternative<weft::StepIdle>(event)) events.push_back(std::move(event));
+    }
+  } catch (const weft::ChildProcessCrashError& crash) {
+    code = crash.exit_code();
+  }
+  EXPECT_EQ(code, -11);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(std::get<std::string>(events[1]), "last words");
+}
+
+TEST_P(ChildStep, DestroyingARunningStepEndsAndReapsItsChild) {
+  HangWatchdog watchdog("destroying a running child step");
+  pid_t pid;
+  {
+    auto step = start(sleeps_entry, sleeps, {.destroy_grace_period = 1s});
+    pid = step->pid();
+    while (!std::holds_alternative<std::string>(step->next())) {
+    }
+  }
+  EXPECT_EQ(::kill(pid, 0), -1);
+}
+
+TEST_P(ChildStep, ManyStepsMultiplexedOnOneFiber) {
+  HangWatchdog watchdog("child steps on one fiber");
+  weft::run([&] {
+    std::vector<std::unique_ptr<Step>> steps;
+    for (int k = 0; k < 6; ++k) {
+      if (GetParam() == weft::StartMethod::fork) {
+        steps.push_back(std::make_unique<Step>(
+            weft::StartMethod::fork, weft::ChildProcessStepOptions{.tick = 1ms}, counts, k));
+      } else {
+        steps.push_back(std::make_unique<Step>(
+            weft::StartMethod::spawn, weft::ChildProcessStepOptions{.tick = 1ms}, counts_entry, k));
+      }
+    }
+    std::vector<std::vector<Event>> seen(steps.size());
+    for (bool any = true; any;) {
+      any = false;
+      for (std::size_t k = 0; k < steps.size(); ++k) {
+        if (steps[k]->finished()) continue;
+        any = true;
+        Event event = steps[k]->next();
+        if (!std::holds_alternative<weft::StepIdle>(event)) seen[k].push_back(std::move(event));
+      }
+    }
+    for (std::size_t k = 0; k < steps.size(); ++k) {
+      ASSERT_EQ(seen[k].size(), k + 2);
+      for (std::size_t i = 0; i < k; ++i)
+        EXPECT_EQ(std::get<std::string>(seen[k][i + 1]), std::to_string(i));
+    }
+  });
+}
+
+TEST_P(ChildStep, TheExecutorRunsChildStepsRetriesAndSumsUp) {
+  HangWatchdog watchdog("an executor of child steps");
+  weft::StepExecutor<std::string> executor({.max_concurrent_processes = 2, .retries = 1});
+  for (int k = 0; k < 4; ++k) {
+    if (GetParam() == weft::StartMethod::fork) {
+      executor.add_child_process_step("ok" + std::to_string(k), weft::StartMethod::fork,
+                                      doubled_aa);
+    } else {
+      executor.add_child_process_step("ok" + std::to_string(k), weft::StartMethod::spawn,
+                                      doubled_aa_entry);
+    }
+  }
+  if (GetParam() == weft::StartMethod::fork) {
+    executor.add_child_process_step("crash", weft::StartMethod::fork, exits_1);
+  } else {
+    executor.add_child_process_step("crash", weft::StartMethod::spawn, exits_1_entry);
+  }
+  std::map<std::string, std::vector<std::size_t>> attempts;
+  const weft::StepSummary summary =
+      executor.run([&](const std::string& name, std::size_t attempt, const Event& event) {
+        if (std::holds_alternative<weft::StepStart>(event)) attempts[name].push_back(attempt);
+      });
+  EXPECT_EQ(summary.succeeded.size(), 4u);
+  ASSERT_EQ(summary.failed.size(), 1u);
+  EXPECT_EQ(summary.failed[0].step, "crash");
+  EXPECT_TRUE(summary.failed[0].crashed);
+  EXPECT_EQ(summary.failed[0].attempts, 2u);
+  EXPECT_NE(summary.failed[0].message.find("exit code 1"), std::string::npos);
+  EXPECT_EQ(attempts["crash"], (std::vector<std::size_t>{1, 2}));
+}
+
+TEST(ChildStepBadInput, SpawnNeedsAProcessEntry) {
+  EXPECT_THROW(Step(weft::StartMethod::spawn, doubled_aa), std::invalid_argument);
+}
+
+int main(int argc, char** argv) {
+  weft::process_main(argc, argv);
+  ::testing::InitGoogleTest(&argc, argv);
+  return RUN_ALL_TESTS();
+}
