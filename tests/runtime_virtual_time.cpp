@@ -16,6 +16,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstring>
+#include <filesystem>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -48,8 +49,14 @@ class VirtualTime : public weft_test::FdLeakCheck {
   void SetUp() override {
     FdLeakCheck::SetUp();
     // A sanitizer starts a helper thread of its own with the process's first
-    // thread: let that happen before counting.
-    std::thread([] {}).join();
+    // thread: let that happen before counting, and let the thread that
+    // started it leave /proc (a moment after join() returns) too. Before, a
+    // count taken while it was still listed made a later test fail falsely.
+    pid_t started = 0;
+    std::thread([&started] { started = ::gettid(); }).join();
+    const std::string task = "/proc/self/task/" + std::to_string(started);
+    for (int look = 0; look < 1000 && std::filesystem::exists(task); ++look)
+      std::this_thread::sleep_for(1ms);
     threads_before_ = own_threads();
   }
   void TearDown() override {
