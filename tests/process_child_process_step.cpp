@@ -11,11 +11,8 @@
 
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <variant>
@@ -23,8 +20,8 @@
 
 #include <weft/weft.hpp>
 
+#include "child_process_check.hpp"
 #include "hang_watchdog.hpp"
-#include "hub_worker_check.hpp"
 
 using namespace std::chrono_literals;
 
@@ -78,30 +75,9 @@ inline const weft::ProcessEntry<void(Emit&)> prints_entry{"step.prints_and_raise
 inline const weft::ProcessEntry<void(Emit&)> sleeps_entry{"step.sleeps", sleeps};
 inline const weft::ProcessEntry<void(Emit&, int)> counts_entry{"step.counts", counts};
 
-std::size_t zombie_children() {
-  std::size_t count = 0;
-  const std::string self = std::to_string(::getpid());
-  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-    std::ifstream stat(entry.path() / "stat");
-    std::string line;
-    if (!std::getline(stat, line)) continue;
-    const auto close = line.rfind(')');
-    if (close == std::string::npos) continue;
-    std::istringstream rest(line.substr(close + 2));
-    std::string state, ppid;
-    rest >> state >> ppid;
-    if (ppid == self && state == "Z") ++count;
-  }
-  return count;
-}
-
-class ChildStep : public weft_test::HubWorkerLeakCheck,
+class ChildStep : public weft_test::ChildProcessLeakCheck,
                   public ::testing::WithParamInterface<weft::StartMethod> {
  protected:
-  void TearDown() override {
-    HubWorkerLeakCheck::TearDown();
-    EXPECT_EQ(zombie_children(), 0u) << "a child was left unreaped";
-  }
   // A step of this test's start method: the function itself for fork, its
   // entry for spawn.
   template <class Entry, class F>
@@ -112,15 +88,6 @@ class ChildStep : public weft_test::HubWorkerLeakCheck,
     return std::make_unique<Step>(weft::StartMethod::spawn, entry, options);
   }
 };
-
-std::vector<Event> read_all(Step& step) {
-  std::vector<Event> events;
-  while (!step.finished()) {
-    Event event = step.next();
-    if (!std::holds_alternative<weft::StepIdle>(event)) events.push_back(std::move(event));
-  }
-  return events;
-}
 
 std::string method_name(const ::testing::TestParamInfo<weft::StartMethod>& info) {
   return info.param == weft::StartMethod::fork ? "fork" : "spawn";
@@ -134,7 +101,7 @@ INSTANTIATE_TEST_SUITE_P(StartMethods, ChildStep,
 
 TEST_P(ChildStep, EventsComeInOrderWithTheChildsPid) {
   auto step = start(doubled_aa_entry, doubled_aa);
-  const std::vector<Event> events = read_all(*step);
+  const std::vector<Event> events = weft_test::read_all_events(*step);
   ASSERT_EQ(events.size(), 3u);
   ASSERT_TRUE(std::holds_alternative<weft::StepStart>(events[0]));
   EXPECT_EQ(std::get<weft::StepStart>(events[0]).pid, step->pid());
@@ -147,7 +114,7 @@ TEST_P(ChildStep, EventsComeInOrderWithTheChildsPid) {
 
 TEST_P(ChildStep, AnExceptionGivesOneSystemError) {
   auto step = start(raises_entry, raises);
-  const std::vector<Event> events = read_all(*step);
+  const std::vector<Event> events = weft_test::read_all_events(*step);
   ASSERT_EQ(events.size(), 2u);
   ASSERT_TRUE(std::holds_alternative<weft::StepSystemError>(events[1]));
   const auto& error = std::get<weft::StepSystemError>(events[1]);
@@ -157,7 +124,7 @@ TEST_P(ChildStep, AnExceptionGivesOneSystemError) {
 
 TEST_P(ChildStep, TheSystemErrorCarriesTheTailOfTheChildsOutput) {
   auto step = start(prints_entry, prints_and_raises, {.output_capture_bytes = 1024});
-  const std::vector<Event> events = read_all(*step);
+  const std::vector<Event> events = weft_test::read_all_events(*step);
   ASSERT_EQ(events.size(), 2u);
   const auto& error = std::get<weft::StepSystemError>(events[1]);
   EXPECT_NE(error.output.find("to stdout"), std::string::npos) << error.output;

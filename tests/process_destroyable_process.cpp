@@ -13,9 +13,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -23,8 +20,8 @@
 
 #include <weft/weft.hpp>
 
+#include "child_process_check.hpp"
 #include "hang_watchdog.hpp"
-#include "hub_worker_check.hpp"
 
 using namespace std::chrono_literals;
 
@@ -63,32 +60,9 @@ inline const weft::ProcessEntry<void()> kill_self{"test.kill_self",
 inline const weft::ProcessEntry<std::string(std::size_t)> big_result{
     "test.big_result", [](std::size_t bytes) { return std::string(bytes, 'x'); }};
 
-// Zombies: children of this process that have exited and not been reaped.
-std::size_t zombie_children() {
-  std::size_t count = 0;
-  const std::string self = std::to_string(::getpid());
-  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-    std::ifstream stat(entry.path() / "stat");
-    std::string line;
-    if (!std::getline(stat, line)) continue;
-    // pid (comm) state ppid ...
-    const auto close = line.rfind(')');
-    if (close == std::string::npos) continue;
-    std::istringstream rest(line.substr(close + 2));
-    std::string state, ppid;
-    rest >> state >> ppid;
-    if (ppid == self && state == "Z") ++count;
-  }
-  return count;
-}
-
-class ProcessTest : public weft_test::HubWorkerLeakCheck,
+class ProcessTest : public weft_test::ChildProcessLeakCheck,
                     public ::testing::WithParamInterface<weft::StartMethod> {
  protected:
-  void TearDown() override {
-    HubWorkerLeakCheck::TearDown();
-    EXPECT_EQ(zombie_children(), 0u) << "a child was left unreaped";
-  }
   weft::StartMethod method() const { return GetParam(); }
 };
 

@@ -19,8 +19,8 @@
 #include <weft/process/step.hpp>
 #include <weft/weft.hpp>
 
+#include "child_process_check.hpp"
 #include "hang_watchdog.hpp"
-#include "hub_worker_check.hpp"
 #include "virtual_time.hpp"
 
 using namespace std::chrono_literals;
@@ -31,16 +31,6 @@ class ThreadStepTest : public weft_test::HubWorkerLeakCheck {};
 
 using Step = weft::ThreadStep<std::string>;
 using Event = weft::StepEvent<std::string>;
-
-// Every event but StepIdle, up to and including the terminal one.
-std::vector<Event> read_all(Step& step) {
-  std::vector<Event> events;
-  while (!step.finished()) {
-    Event event = step.next();
-    if (!std::holds_alternative<weft::StepIdle>(event)) events.push_back(std::move(event));
-  }
-  return events;
-}
 
 void sleep_until_set(const std::atomic<bool>& flag) {
   while (!flag.load())
@@ -54,7 +44,7 @@ TEST_F(ThreadStepTest, EventsComeInOrderStartValuesDone) {
     emit("aa");
     emit("bb");
   });
-  const std::vector<Event> events = read_all(step);
+  const std::vector<Event> events = weft_test::read_all_events(step);
   ASSERT_EQ(events.size(), 4u);
   ASSERT_TRUE(std::holds_alternative<weft::StepStart>(events[0]));
   const pid_t tid = std::get<weft::StepStart>(events[0]).pid;
@@ -69,7 +59,7 @@ TEST_F(ThreadStepTest, EventsComeInOrderStartValuesDone) {
 
 TEST_F(ThreadStepTest, NextAfterTheEndIsALogicError) {
   Step step([](weft::StepEmitter<std::string>&) {});
-  read_all(step);
+  weft_test::read_all_events(step);
   EXPECT_THROW(step.next(), std::logic_error);
   EXPECT_THROW(step.try_next(), std::logic_error);
 }
@@ -79,7 +69,7 @@ TEST_F(ThreadStepTest, AStdExceptionGivesAStepSystemErrorWithItsTypeAndMessage) 
     emit("before");
     throw std::invalid_argument("Oh noes!");
   });
-  const std::vector<Event> events = read_all(step);
+  const std::vector<Event> events = weft_test::read_all_events(step);
   ASSERT_EQ(events.size(), 3u);
   EXPECT_EQ(std::get<std::string>(events[1]), "before");
   ASSERT_TRUE(std::holds_alternative<weft::StepSystemError>(events[2]));
@@ -114,7 +104,7 @@ TEST_F(ThreadStepTest, AStepThatEndsWithoutATerminalEventGivesThreadCrashErrorAf
 
 TEST_F(ThreadStepTest, AKilledStepFiberIsACrash) {
   Step step([](weft::StepEmitter<std::string>&) { throw weft::FiberExit{}; });
-  EXPECT_THROW(read_all(step), weft::ThreadCrashError);
+  EXPECT_THROW(weft_test::read_all_events(step), weft::ThreadCrashError);
 }
 
 TEST_F(ThreadStepTest, AnIdleTickIsNeverShorterThanTheTick) {
@@ -131,7 +121,7 @@ TEST_F(ThreadStepTest, AnIdleTickIsNeverShorterThanTheTick) {
     EXPECT_GE(waited, 5ms);
   }
   release = true;
-  EXPECT_EQ(read_all(step).size(), 1u);  // StepDone
+  EXPECT_EQ(weft_test::read_all_events(step).size(), 1u);  // StepDone
 }
 
 TEST_F(ThreadStepTest, AnIdleTickOnAFiberIsExactlyOneTickOfItsHubsClock) {
@@ -145,7 +135,7 @@ TEST_F(ThreadStepTest, AnIdleTickOnAFiberIsExactlyOneTickOfItsHubsClock) {
     EXPECT_TRUE(std::holds_alternative<weft::StepIdle>(step.next()));
     EXPECT_NEAR(weft_test::since(before), 0.020, weft_test::exact);
     release = true;
-    read_all(step);
+    weft_test::read_all_events(step);
   });
 }
 
