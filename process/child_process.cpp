@@ -16,6 +16,9 @@
 #include <system_error>
 #include <utility>
 
+#include <weft/process/codec.hpp>
+
+#include "process/forkserver.hpp"
 #include "runtime/hub_core.hpp"
 #include "runtime/reactor/io_call.hpp"
 
@@ -89,12 +92,13 @@ void forget_on_this_hub(int fd) noexcept {
 
 }  // namespace
 
-ChildProcess::ChildProcess(pid_t pid, int pidfd, int report_fd, int arguments_fd, int output_fd)
+ChildProcess::ChildProcess(pid_t pid, Fds fds)
     : pid_(pid),
-      pidfd_(pidfd),
-      report_fd_(report_fd),
-      arguments_fd_(arguments_fd),
-      output_fd_(output_fd),
+      pidfd_(fds.pidfd),
+      status_fd_(fds.status),
+      report_fd_(fds.report),
+      arguments_fd_(fds.arguments),
+      output_fd_(fds.output),
       pidfd_id_(next_fd_id()),
       output_id_(next_fd_id()),
       report_id_(next_fd_id()),
@@ -103,6 +107,7 @@ ChildProcess::ChildProcess(pid_t pid, int pidfd, int report_fd, int arguments_fd
 ChildProcess::ChildProcess(ChildProcess&& other) noexcept
     : pid_(std::exchange(other.pid_, -1)),
       pidfd_(std::exchange(other.pidfd_, -1)),
+      status_fd_(std::exchange(other.status_fd_, -1)),
       report_fd_(std::exchange(other.report_fd_, -1)),
       arguments_fd_(std::exchange(other.arguments_fd_, -1)),
       output_fd_(std::exchange(other.output_fd_, -1)),
@@ -113,7 +118,14 @@ ChildProcess::ChildProcess(ChildProcess&& other) noexcept
       reaped_(std::exchange(other.reaped_, true)) {}
 
 ChildProcess::~ChildProcess() {
-  if (pid_ > 0 && !reaped_) kill_and_reap(pid_);
+  if (pid_ > 0 && !reaped_) {
+    kill();
+    try {
+      wait_status_blocking();
+    } catch (const std::system_error&) {
+      // waitpid failed: not ours to reap after all
+    }
+  }
   close_fds();
 }
 
@@ -157,7 +169,9 @@ ChildProcess ChildProcess::fork_running(UniqueFunction<void(int report_fd)> body
     set_nonblocking(report_read.get());
     if (capture_output) set_nonblocking(output_read.get());
     const int pidfd = open_pidfd(pid);
-    return ChildProcess(pid, pidfd, report_read.release(), -1, output_read.release());
+    return ChildProcess(pid, Fds{.pidfd = pidfd,
+                                 .report = report_read.release(),
+                                 .output = output_read.release()});
   } catch (...) {
     kill_and_reap(pid);
     throw;
@@ -165,30 +179,27 @@ ChildProcess ChildProcess::fork_running(UniqueFunction<void(int report_fd)> body
 }
 
 ChildProcess ChildProcess::spawn_entry(const std::string& entry, bool capture_output) {
-  int arguments[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, arguments) < 0)
-    throw_errno("socketpair");
-  OwnedFd arguments_parent(arguments[0]), arguments_child(above_child_fds(arguments[1]));
-  int report[2];
-  if (::pipe2(report, O_CLOEXEC) < 0) throw_errno("pipe2");
-  OwnedFd report_read(report[0]), report_write(above_child_fds(report[1]));
-  OwnedFd output_read, output_write;
-  if (capture_output) {
-    int output[2];
-    if (::pipe2(output, O_CLOEXEC) < 0) throw_errno("pipe2");
-    output_read.reset(output[0]);
-    output_write.reset(above_child_fds(output[1]));
-  }
+  return start_entry(entry, capture_output, false);
+}
 
+ChildProcess ChildProcess::serve_entry(const std::string& entry, bool capture_output) {
+  return start_entry(entry, capture_output, true);
+}
+
+namespace {
+
+// posix_spawn of /proc/self/exe running `entry`, with the child's fds
+// (arguments 3, report 4, output 1 and 2 if not -1).
+pid_t spawn_entry_process(const std::string& entry, int arguments, int report, int output) {
   posix_spawn_file_actions_t actions;
   posix_spawnattr_t attributes;
   ::posix_spawn_file_actions_init(&actions);
   ::posix_spawnattr_init(&attributes);
-  ::posix_spawn_file_actions_adddup2(&actions, arguments_child.get(), 3);
-  ::posix_spawn_file_actions_adddup2(&actions, report_write.get(), 4);
-  if (capture_output) {
-    ::posix_spawn_file_actions_adddup2(&actions, output_write.get(), STDOUT_FILENO);
-    ::posix_spawn_file_actions_adddup2(&actions, output_write.get(), STDERR_FILENO);
+  ::posix_spawn_file_actions_adddup2(&actions, arguments, 3);
+  ::posix_spawn_file_actions_adddup2(&actions, report, 4);
+  if (output >= 0) {
+    ::posix_spawn_file_actions_adddup2(&actions, output, STDOUT_FILENO);
+    ::posix_spawn_file_actions_adddup2(&actions, output, STDERR_FILENO);
   }
   ::posix_spawnattr_setpgroup(&attributes, 0);
   sigset_t no_signals;
@@ -204,6 +215,39 @@ ChildProcess ChildProcess::spawn_entry(const std::string& entry, bool capture_ou
   ::posix_spawn_file_actions_destroy(&actions);
   ::posix_spawnattr_destroy(&attributes);
   if (error != 0) throw std::system_error(error, std::generic_category(), "posix_spawn");
+  return pid;
+}
+
+}  // namespace
+
+ChildProcess ChildProcess::start_entry(const std::string& entry, bool capture_output,
+                                       bool served) {
+  int arguments[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, arguments) < 0)
+    throw_errno("socketpair");
+  OwnedFd arguments_parent(arguments[0]), arguments_child(above_child_fds(arguments[1]));
+  int report[2];
+  if (::pipe2(report, O_CLOEXEC) < 0) throw_errno("pipe2");
+  OwnedFd report_read(report[0]), report_write(above_child_fds(report[1]));
+  OwnedFd output_read, output_write;
+  if (capture_output) {
+    int output[2];
+    if (::pipe2(output, O_CLOEXEC) < 0) throw_errno("pipe2");
+    output_read.reset(output[0]);
+    output_write.reset(above_child_fds(output[1]));
+  }
+  Fds fds;
+  pid_t pid = -1;
+  if (served) {
+    const ServedChild child =
+        forkserver_start(entry, arguments_child.get(), report_write.get(), output_write.get());
+    pid = child.pid;
+    fds.pidfd = child.pidfd;
+    fds.status = child.status_fd;
+  } else {
+    pid = spawn_entry_process(entry, arguments_child.get(), report_write.get(),
+                              output_write.get());
+  }
   arguments_child.reset();
   report_write.reset();
   output_write.reset();
@@ -211,16 +255,21 @@ ChildProcess ChildProcess::spawn_entry(const std::string& entry, bool capture_ou
     set_nonblocking(report_read.get());
     set_nonblocking(arguments_parent.get());
     if (capture_output) set_nonblocking(output_read.get());
-    const int pidfd = open_pidfd(pid);
-    return ChildProcess(pid, pidfd, report_read.release(), arguments_parent.release(),
-                        output_read.release());
+    if (!served) fds.pidfd = open_pidfd(pid);
   } catch (...) {
-    kill_and_reap(pid);
+    ChildProcess abandoned(pid, fds);  // its destructor kills and reaps it
     throw;
   }
+  fds.report = report_read.release();
+  fds.arguments = arguments_parent.release();
+  fds.output = output_read.release();
+  return ChildProcess(pid, fds);
 }
 
-void ChildProcess::send_arguments(std::string_view bytes) {
+void ChildProcess::send_arguments(std::string_view arguments) {
+  std::string frame;
+  append_frame(frame, arguments);
+  std::string_view bytes = frame;
   while (!bytes.empty() && arguments_fd_ >= 0) {
     IoRequest request;
     request.op = IoRequest::Op::send;
@@ -292,7 +341,7 @@ bool ChildProcess::wait_exited(std::optional<std::int64_t> deadline_ns) {
   if (exited()) return true;
   IoRequest request;
   request.op = IoRequest::Op::poll_in;
-  request.fd = pidfd_;
+  request.fd = exit_fd();
   if (deadline_ns) request.deadline_ns = *deadline_ns;
   const int rc = run_io(request, pidfd_id_, "weft: waiting for a child to exit");
   if (rc == -ETIMEDOUT) return false;
@@ -302,34 +351,53 @@ bool ChildProcess::wait_exited(std::optional<std::int64_t> deadline_ns) {
 
 bool ChildProcess::exited() const noexcept {
   if (reaped_) return true;
-  pollfd one{.fd = pidfd_, .events = POLLIN, .revents = 0};
+  pollfd one{.fd = exit_fd(), .events = POLLIN, .revents = 0};
   return ::poll(&one, 1, 0) == 1;
 }
 
 void ChildProcess::terminate() noexcept {
-  if (reaped_) return;
-  ::kill(-pid_, SIGTERM);
-  ::kill(pid_, SIGTERM);  // in case it left its group
+  signal(SIGTERM);
 }
 
 void ChildProcess::kill() noexcept {
+  signal(SIGKILL);
+}
+
+void ChildProcess::signal(int signal) noexcept {
   if (reaped_) return;
-  ::kill(-pid_, SIGKILL);
-  ::kill(pid_, SIGKILL);
+  // A served child may already be reaped by the server, its pid free for
+  // reuse: the pidfd still names it, and its group is signalled only while
+  // it has not exited.
+  if (status_fd_ >= 0 && exited()) return;
+  ::kill(-pid_, signal);
+  if (pidfd_ >= 0) {
+    ::syscall(SYS_pidfd_send_signal, pidfd_, signal, nullptr, 0);
+  } else {
+    ::kill(pid_, signal);  // in case it left its group
+  }
 }
 
 int ChildProcess::reap() {
-  int status = 0;
-  while (::waitpid(pid_, &status, 0) < 0) {
-    if (errno != EINTR) throw_errno("waitpid");
-  }
-  reaped_ = true;
+  const int status = wait_status_blocking();
   close_fds();
   return status;
 }
 
+int ChildProcess::wait_status_blocking() {
+  int status = 0;
+  if (status_fd_ >= 0) {
+    status = forkserver_read_status(status_fd_);
+  } else {
+    while (::waitpid(pid_, &status, 0) < 0) {
+      if (errno != EINTR) throw_errno("waitpid");
+    }
+  }
+  reaped_ = true;
+  return status;
+}
+
 void ChildProcess::close_fds() noexcept {
-  for (int* fd : {&pidfd_, &report_fd_, &arguments_fd_, &output_fd_}) {
+  for (int* fd : {&pidfd_, &status_fd_, &report_fd_, &arguments_fd_, &output_fd_}) {
     if (*fd < 0) continue;
     forget_on_this_hub(*fd);
     ::close(std::exchange(*fd, -1));

@@ -1,7 +1,8 @@
 #pragma once
 /// A child process weft started, from the parent's side: its pid, a pidfd
-/// that turns readable when it exits, the read end of the pipe it reports
-/// through, and (spawn) the write end of the pipe its arguments go down.
+/// that turns readable when it exits (for a child of the forkserver, its
+/// status socket does), the read end of the pipe it reports through, and
+/// (spawn, forkserver) the socket its arguments go down.
 /// The child runs in a process group of its own, so the signals of
 /// terminate() and kill() reach its own children too. weft reaps only the
 /// children it started (waitid on the pidfd; never waitpid(-1)).
@@ -32,6 +33,9 @@ class ChildProcess {
   /// process_main): its arguments are read from fd 3, its report written to
   /// fd 4. Throws std::system_error.
   static ChildProcess spawn_entry(const std::string& entry, bool capture_output = false);
+  /// The same, forked by the forkserver (process/forkserver.hpp), so not
+  /// this process's child: its exit status comes from the server.
+  static ChildProcess serve_entry(const std::string& entry, bool capture_output = false);
 
   ChildProcess(ChildProcess&& other) noexcept;
   ChildProcess& operator=(ChildProcess&&) = delete;
@@ -43,7 +47,7 @@ class ChildProcess {
   pid_t pid() const noexcept { return pid_; }
 
   /// From a fiber of the hub that does all the waiting (a suspension point):
-  /// writes `bytes` down the arguments pipe, then closes it.
+  /// sends `bytes` down the arguments socket as one frame, then closes it.
   void send_arguments(std::string_view bytes);
   /// From that fiber: reads the report pipe until the child closes it (it
   /// exits); each chunk goes to `sink`. A suspension point.
@@ -71,7 +75,19 @@ class ChildProcess {
   int reap();
 
  private:
-  ChildProcess(pid_t pid, int pidfd, int report_fd, int arguments_fd, int output_fd);
+  struct Fds {
+    int pidfd = -1;
+    int status = -1;  // a served child's status socket
+    int report = -1;
+    int arguments = -1;
+    int output = -1;
+  };
+  ChildProcess(pid_t pid, Fds fds);
+  static ChildProcess start_entry(const std::string& entry, bool capture_output, bool served);
+  // What turns readable when the child has exited.
+  int exit_fd() const noexcept { return status_fd_ >= 0 ? status_fd_ : pidfd_; }
+  void signal(int signal) noexcept;
+  int wait_status_blocking();
   void read_until_end(int fd, std::uint64_t id, const std::function<void(std::string_view)>& sink);
   std::size_t drain(int fd, const std::function<void(std::string_view)>& sink);
   void close_fds() noexcept;
@@ -80,6 +96,7 @@ class ChildProcess {
 
   pid_t pid_ = -1;
   int pidfd_ = -1;
+  int status_fd_ = -1;
   int report_fd_ = -1;
   int arguments_fd_ = -1;
   int output_fd_ = -1;

@@ -24,6 +24,11 @@ std::string encode_current_exception();
 /// exception as a ChildError, nested as it was.
 std::string decode_outcome(std::string_view payload, std::exception_ptr& error);
 
+/// In a child that process_main started (spawned, or forked by the
+/// forkserver): runs the ProcessEntry `name` on the arguments frame it reads
+/// from fd 3, reports its outcome on fd 4, and exits.
+[[noreturn]] void run_spawned_entry(const char* name);
+
 /// Writes all of `bytes` to `fd`, blocking; false if the reader has gone.
 bool write_fully(int fd, std::string_view bytes) noexcept;
 

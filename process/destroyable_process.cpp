@@ -26,11 +26,12 @@ ProcessWork::ProcessWork(DestroyableOptions options, UniqueFunction<std::string(
       fork_body_(std::move(fork_body)),
       hooks_(std::move(hooks)) {}
 
-ProcessWork::ProcessWork(DestroyableOptions options, std::string entry, std::string arguments,
-                         ChildReportHooks hooks)
+ProcessWork::ProcessWork(DestroyableOptions options, StartMethod method, std::string entry,
+                         std::string arguments, ChildReportHooks hooks)
     : DestroyableWork(options),
       grace_(saturating_ns(options.destroy_grace_period)),
       hooks_(std::move(hooks)),
+      method_(method),
       entry_(std::move(entry)),
       arguments_(std::move(arguments)) {}
 
@@ -41,10 +42,12 @@ void ProcessWork::launch() {
   if (!entry_.empty()) {
     if (!process_main_was_called()) {
       throw std::logic_error(
-          "weft: StartMethod::spawn needs weft::process_main(argc, argv) called first thing in "
-          "main (the child would run main again)");
+          "weft: StartMethod::spawn and forkserver need weft::process_main(argc, argv) called "
+          "first thing in main (the child would run main again)");
     }
-    child_ = std::make_unique<ChildProcess>(ChildProcess::spawn_entry(entry_, capture));
+    child_ = std::make_unique<ChildProcess>(method_ == StartMethod::spawn
+                                                ? ChildProcess::spawn_entry(entry_, capture)
+                                                : ChildProcess::serve_entry(entry_, capture));
   } else {
     child_ = std::make_unique<ChildProcess>(ChildProcess::fork_running(
         [this](int report_fd) {

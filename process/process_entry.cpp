@@ -14,6 +14,7 @@
 #include <weft/runtime/log.hpp>
 
 #include "process/child_report.hpp"
+#include "process/forkserver.hpp"
 
 namespace weft {
 namespace detail {
@@ -36,22 +37,35 @@ std::atomic<bool> main_was_called{false};
 constexpr int arguments_fd = 3;
 constexpr int report_fd = 4;
 
-std::string read_all(int fd) {
-  std::string bytes;
-  char buffer[65536];
-  for (;;) {
-    const ssize_t got = ::read(fd, buffer, sizeof buffer);
+void read_exactly(int fd, char* into, std::size_t size) {
+  while (size > 0) {
+    const ssize_t got = ::read(fd, into, size);
     if (got > 0) {
-      bytes.append(buffer, static_cast<std::size_t>(got));
+      into += got;
+      size -= static_cast<std::size_t>(got);
     } else if (got == 0) {
-      return bytes;
+      throw std::runtime_error("weft: the parent closed the arguments before sending them all");
     } else if (errno != EINTR) {
       throw std::system_error(errno, std::generic_category(), "weft: reading a child's arguments");
     }
   }
 }
 
-[[noreturn]] void run_spawned_entry(const char* name) {
+// The one frame the parent sends first (append_frame); no byte after it is
+// read, so that an entry may go on using the socket.
+std::string read_arguments_frame(int fd) {
+  char header[kFrameHeaderBytes];
+  read_exactly(fd, header, sizeof header);
+  std::string_view view(header, sizeof header);
+  const auto length = take_le<std::uint64_t>(view);
+  std::string bytes(static_cast<std::size_t>(length), '\0');
+  read_exactly(fd, bytes.data(), bytes.size());
+  return bytes;
+}
+
+}  // namespace
+
+void run_spawned_entry(const char* name) {
   EntryInvoker invoke;
   {
     Registry& entries = registry();
@@ -68,12 +82,10 @@ std::string read_all(int fd) {
     std::fflush(nullptr);
     ::_exit(2);
   }
-  report_outcome(report_fd, [&] { return invoke(read_all(arguments_fd)); });
+  report_outcome(report_fd, [&] { return invoke(read_arguments_frame(arguments_fd)); });
   std::fflush(nullptr);
   ::_exit(0);
 }
-
-}  // namespace
 
 void register_process_entry(const std::string& name, EntryInvoker invoke) noexcept {
   try {
@@ -95,6 +107,8 @@ void process_main(int argc, char** argv) {
   detail::main_was_called = true;
   if (argc >= 3 && std::strcmp(argv[1], "--weft-process-entry") == 0)
     detail::run_spawned_entry(argv[2]);
+  if (argc >= 2 && std::strcmp(argv[1], detail::forkserver_flag) == 0)
+    detail::run_forkserver(3);
 }
 
 }  // namespace weft

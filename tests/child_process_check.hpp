@@ -8,12 +8,14 @@
 #include <cstddef>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <string>
 #include <utility>
 #include <variant>
 #include <vector>
 
+#include <weft/process/destroyable.hpp>
 #include <weft/process/step.hpp>
 
 #include "hub_worker_check.hpp"
@@ -36,6 +38,39 @@ inline std::size_t zombie_children() {
     if (ppid == self && state == "Z") ++count;
   }
   return count;
+}
+
+/// The forkserver children of process `parent` (at most one while it runs).
+inline std::vector<pid_t> forkservers_of(pid_t parent) {
+  std::vector<pid_t> servers;
+  const std::string wanted = std::to_string(parent);
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    std::ifstream stat(entry.path() / "stat");
+    std::string line;
+    if (!std::getline(stat, line)) continue;
+    const auto close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(line.substr(close + 2));
+    std::string state, ppid;
+    rest >> state >> ppid;
+    if (ppid != wanted || state == "Z") continue;
+    std::ifstream cmdline(entry.path() / "cmdline");
+    const std::string arguments((std::istreambuf_iterator<char>(cmdline)),
+                                std::istreambuf_iterator<char>());
+    if (arguments.find("--weft-forkserver") != std::string::npos)
+      servers.push_back(static_cast<pid_t>(std::stoi(entry.path().filename().string())));
+  }
+  return servers;
+}
+
+inline const weft::ProcessEntry<void()> forkserver_warm_up{"test.forkserver_warm_up", [] {}};
+
+/// The forkserver keeps one fd of its parent's until exit, by design: a test
+/// program that uses it starts it before any test counts fds.
+inline void start_the_forkserver() {
+  weft::DestroyableProcess warm_up(weft::StartMethod::forkserver, forkserver_warm_up);
+  warm_up.start();
+  warm_up.get_or_throw();
 }
 
 class ChildProcessLeakCheck : public HubWorkerLeakCheck {

@@ -79,22 +79,31 @@ class ChildStep : public weft_test::ChildProcessLeakCheck,
                   public ::testing::WithParamInterface<weft::StartMethod> {
  protected:
   // A step of this test's start method: the function itself for fork, its
-  // entry for spawn.
+  // entry for spawn and forkserver.
   template <class Entry, class F>
   std::unique_ptr<Step> start(const Entry& entry, F function,
                               weft::ChildProcessStepOptions options = {}) {
     if (GetParam() == weft::StartMethod::fork)
       return std::make_unique<Step>(weft::StartMethod::fork, function, options);
-    return std::make_unique<Step>(weft::StartMethod::spawn, entry, options);
+    return std::make_unique<Step>(GetParam(), entry, options);
   }
 };
 
 std::string method_name(const ::testing::TestParamInfo<weft::StartMethod>& info) {
-  return info.param == weft::StartMethod::fork ? "fork" : "spawn";
+  switch (info.param) {
+    case weft::StartMethod::fork:
+      return "fork";
+    case weft::StartMethod::spawn:
+      return "spawn";
+    case weft::StartMethod::forkserver:
+      return "forkserver";
+  }
+  return "unknown";
 }
 
 INSTANTIATE_TEST_SUITE_P(StartMethods, ChildStep,
-                         ::testing::Values(weft::StartMethod::fork, weft::StartMethod::spawn),
+                         ::testing::Values(weft::StartMethod::fork, weft::StartMethod::spawn,
+                                           weft::StartMethod::forkserver),
                          method_name);
 
 }  // namespace
@@ -189,7 +198,7 @@ TEST_P(ChildStep, ManyStepsMultiplexedOnOneFiber) {
             weft::StartMethod::fork, weft::ChildProcessStepOptions{.tick = 1ms}, counts, k));
       } else {
         steps.push_back(std::make_unique<Step>(
-            weft::StartMethod::spawn, weft::ChildProcessStepOptions{.tick = 1ms}, counts_entry, k));
+            GetParam(), weft::ChildProcessStepOptions{.tick = 1ms}, counts_entry, k));
       }
     }
     std::vector<std::vector<Event>> seen(steps.size());
@@ -218,14 +227,13 @@ TEST_P(ChildStep, TheExecutorRunsChildStepsRetriesAndSumsUp) {
       executor.add_child_process_step("ok" + std::to_string(k), weft::StartMethod::fork,
                                       doubled_aa);
     } else {
-      executor.add_child_process_step("ok" + std::to_string(k), weft::StartMethod::spawn,
-                                      doubled_aa_entry);
+      executor.add_child_process_step("ok" + std::to_string(k), GetParam(), doubled_aa_entry);
     }
   }
   if (GetParam() == weft::StartMethod::fork) {
     executor.add_child_process_step("crash", weft::StartMethod::fork, exits_1);
   } else {
-    executor.add_child_process_step("crash", weft::StartMethod::spawn, exits_1_entry);
+    executor.add_child_process_step("crash", GetParam(), exits_1_entry);
   }
   std::map<std::string, std::vector<std::size_t>> attempts;
   const weft::StepSummary summary =
@@ -241,12 +249,14 @@ TEST_P(ChildStep, TheExecutorRunsChildStepsRetriesAndSumsUp) {
   EXPECT_EQ(attempts["crash"], (std::vector<std::size_t>{1, 2}));
 }
 
-TEST(ChildStepBadInput, SpawnNeedsAProcessEntry) {
+TEST(ChildStepBadInput, SpawnAndForkserverNeedAProcessEntry) {
   EXPECT_THROW(Step(weft::StartMethod::spawn, doubled_aa), std::invalid_argument);
+  EXPECT_THROW(Step(weft::StartMethod::forkserver, doubled_aa), std::invalid_argument);
 }
 
 int main(int argc, char** argv) {
   weft::process_main(argc, argv);
+  weft_test::start_the_forkserver();
   ::testing::InitGoogleTest(&argc, argv);
   return RUN_ALL_TESTS();
 }

@@ -1,5 +1,5 @@
 // DestroyableProcess: caikit's destroyable work in a child process, for the
-// fork and spawn start methods: the state matrix, SIGTERM then SIGKILL on
+// fork, spawn and forkserver start methods: the state matrix, SIGTERM then SIGKILL on
 // destroy (never reported as out of memory), a SIGKILL weft did not send
 // reported as out of memory, the child's exception with its type and nested
 // cause, results of any size, and no fd or zombie left behind.
@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -52,6 +53,17 @@ inline const weft::ProcessEntry<void()> throw_nested{
       }
     }};
 inline const weft::ProcessEntry<void()> throw_int{"test.throw_int", [] { throw 7; }};
+inline const weft::ProcessEntry<pid_t()> parent_pid{"test.parent_pid", [] { return ::getppid(); }};
+// A child that runs a hub of its own, with a fiber, a sleep and a cached thread.
+inline const weft::ProcessEntry<int(int)> uses_weft{"test.uses_weft", [](int x) {
+  return weft::run([x] {
+    auto doubled = weft::spawn([x] {
+      weft::sleep(1ms);
+      return 2 * x;
+    });
+    return doubled.wait() + weft::to_thread::run_sync([] { return 1; });
+  });
+}};
 inline const weft::ProcessEntry<void()> do_nothing{"test.do_nothing", [] {}};
 inline const weft::ProcessEntry<void()> exit_3{"test.exit_3", [] { ::_exit(3); }};
 inline const weft::ProcessEntry<void()> exit_137{"test.exit_137", [] { ::_exit(137); }};
@@ -67,11 +79,20 @@ class ProcessTest : public weft_test::ChildProcessLeakCheck,
 };
 
 std::string method_name(const ::testing::TestParamInfo<weft::StartMethod>& info) {
-  return info.param == weft::StartMethod::fork ? "fork" : "spawn";
+  switch (info.param) {
+    case weft::StartMethod::fork:
+      return "fork";
+    case weft::StartMethod::spawn:
+      return "spawn";
+    case weft::StartMethod::forkserver:
+      return "forkserver";
+  }
+  return "unknown";
 }
 
 INSTANTIATE_TEST_SUITE_P(StartMethods, ProcessTest,
-                         ::testing::Values(weft::StartMethod::fork, weft::StartMethod::spawn),
+                         ::testing::Values(weft::StartMethod::fork, weft::StartMethod::spawn,
+                                           weft::StartMethod::forkserver),
                          method_name);
 
 }  // namespace
@@ -298,8 +319,99 @@ TEST_P(ProcessTest, TheDestructorEndsARunningChild) {
   EXPECT_EQ(::kill(pid, 0), -1);  // gone, and reaped
 }
 
-TEST(ProcessBadInput, SpawnNeedsAProcessEntry) {
+TEST_P(ProcessTest, AChildCanUseWeftItself) {
+  weft::DestroyableProcess work(method(), uses_weft, 20);
+  work.start();
+  EXPECT_EQ(work.get_or_throw(), 41);
+}
+
+TEST_P(ProcessTest, StartsFromAProcessWhoseHubRunsAndWhoseWorkersAreBusy) {
+  HangWatchdog watchdog("a child started beside a busy hub and worker");
+  weft::run([&] {
+    std::atomic<bool> release{false};
+    auto busy = weft::spawn([&] {
+      weft::to_thread::run_sync([&] {
+        while (!release)
+          std::this_thread::sleep_for(1ms);
+      });
+    });
+    weft::sleep(1ms);  // the worker is taken
+    weft::DestroyableProcess work(method(), uses_weft, 20);
+    work.start();
+    EXPECT_EQ(work.get_or_throw(), 41);
+    release = true;
+    busy.wait();
+  });
+}
+
+class Forkserver : public weft_test::ChildProcessLeakCheck {};
+
+// The server's state in /proc: "" once it is gone (or a zombie: it has exited).
+bool has_exited(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return true;
+  return line.substr(line.rfind(')') + 2, 1) == "Z";
+}
+
+TEST_F(Forkserver, ItsChildrenAreItsOwnNotThisProcesss) {
+  const auto servers = weft_test::forkservers_of(::getpid());
+  ASSERT_EQ(servers.size(), 1u);
+  weft::DestroyableProcess work(weft::StartMethod::forkserver, parent_pid);
+  work.start();
+  EXPECT_EQ(work.get_or_throw(), servers[0]);
+}
+
+TEST_F(Forkserver, CostsItsParentOneFdAndExitsWithIt) {
+  HangWatchdog watchdog("a forkserver outliving its parent");
+  // In a forked child of this test: it has no server until it uses one.
+  int report[2];
+  ASSERT_EQ(::pipe(report), 0);
+  const pid_t parent = ::fork();
+  ASSERT_GE(parent, 0);
+  if (parent == 0) {
+    ::close(report[0]);
+    // A first child makes the hub worker (and its hub's fds) that the next reuses.
+    weft::DestroyableProcess first(weft::StartMethod::fork, do_nothing);
+    first.start();
+    first.join();
+    const std::size_t before = weft_test::open_fds();
+    weft_test::start_the_forkserver();
+    const long cost = static_cast<long>(weft_test::open_fds()) - static_cast<long>(before);
+    const auto servers = weft_test::forkservers_of(::getpid());
+    const long found[2] = {cost, servers.size() == 1 ? servers[0] : -1};
+    const bool sent = ::write(report[1], found, sizeof found) == sizeof found;
+    ::_exit(sent ? 0 : 1);
+  }
+  ::close(report[1]);
+  long found[2] = {-1, -1};
+  EXPECT_EQ(::read(report[0], found, sizeof found), static_cast<ssize_t>(sizeof found));
+  ::close(report[0]);
+  int status;
+  ASSERT_EQ(::waitpid(parent, &status, 0), parent);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_LE(found[0], 1) << "fds the forkserver cost its parent";
+  ASSERT_GT(found[1], 0) << "no forkserver found";
+  while (!has_exited(static_cast<pid_t>(found[1])))
+    std::this_thread::sleep_for(1ms);
+}
+
+TEST_F(Forkserver, AKilledServerIsReapedAndReplaced) {
+  const auto servers = weft_test::forkservers_of(::getpid());
+  ASSERT_EQ(servers.size(), 1u);
+  ASSERT_EQ(::kill(servers[0], SIGKILL), 0);
+  while (!has_exited(servers[0]))
+    std::this_thread::sleep_for(1ms);
+  weft::DestroyableProcess work(weft::StartMethod::forkserver, add_length, 1, std::string("ab"));
+  work.start();
+  EXPECT_EQ(work.get_or_throw(), 3);
+  EXPECT_EQ(weft_test::forkservers_of(::getpid()).size(), 1u);
+}
+
+TEST(ProcessBadInput, SpawnAndForkserverNeedAProcessEntry) {
   EXPECT_THROW(weft::DestroyableProcess(weft::StartMethod::spawn, [] { return 1; }),
+               std::invalid_argument);
+  EXPECT_THROW(weft::DestroyableProcess(weft::StartMethod::forkserver, [] { return 1; }),
                std::invalid_argument);
 }
 
@@ -316,20 +428,29 @@ TEST(ProcessBadInput, AnUnknownEntryNameFailsClearlyInTheChild) {
   const weft::ProcessEntry<int()> unregistered_twice_b{"test.clash", [] { return 2; }};
   // In the spawned child the name is registered twice only if these ran before main there; they do
   // not (they are locals), so the child finds no entry of that name.
-  weft::DestroyableProcess work(weft::StartMethod::spawn, unregistered_twice_a);
-  work.start();
-  try {
-    work.get_or_throw();
-    FAIL() << "no exception";
-  } catch (const weft::ChildError& e) {
-    EXPECT_EQ(e.type_name(), "std::invalid_argument");
-    EXPECT_NE(std::string(e.what()).find("no ProcessEntry named 'test.clash'"), std::string::npos)
-        << e.what();
+  for (const auto method : {weft::StartMethod::spawn, weft::StartMethod::forkserver}) {
+    weft::DestroyableProcess work(method, unregistered_twice_a);
+    work.start();
+    try {
+      work.get_or_throw();
+      ADD_FAILURE() << "no exception";
+    } catch (const weft::ChildError& e) {
+      EXPECT_EQ(e.type_name(), "std::invalid_argument");
+      EXPECT_NE(std::string(e.what()).find("no ProcessEntry named 'test.clash'"),
+                std::string::npos)
+          << e.what();
+    }
   }
+}
+
+// A forked child of this multithreaded test starts threads (a hub worker).
+extern "C" const char* __tsan_default_options() {
+  return "die_after_fork=0";
 }
 
 int main(int argc, char** argv) {
   weft::process_main(argc, argv);
+  weft_test::start_the_forkserver();
   ::testing::InitGoogleTest(&argc, argv);
   return RUN_ALL_TESTS();
 }

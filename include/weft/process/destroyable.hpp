@@ -257,9 +257,10 @@ class ProcessWork final : public DestroyableWork {
   /// fork: `body(report_fd)` runs in the child and returns the encoded result.
   ProcessWork(DestroyableOptions options, UniqueFunction<std::string(int report_fd)> body,
               ChildReportHooks hooks = {});
-  /// spawn: the ProcessEntry named `entry`, given the encoded `arguments`.
-  ProcessWork(DestroyableOptions options, std::string entry, std::string arguments,
-              ChildReportHooks hooks = {});
+  /// spawn or forkserver (`method`): the ProcessEntry named `entry`, given
+  /// the encoded `arguments`.
+  ProcessWork(DestroyableOptions options, StartMethod method, std::string entry,
+              std::string arguments, ChildReportHooks hooks = {});
   ~ProcessWork() override;
 
   pid_t pid() const noexcept { return pid_.load(std::memory_order_acquire); }
@@ -284,6 +285,7 @@ class ProcessWork final : public DestroyableWork {
   const std::chrono::nanoseconds grace_;
   UniqueFunction<std::string(int)> fork_body_;
   ChildReportHooks hooks_;
+  const StartMethod method_ = StartMethod::fork;
   const std::string entry_;
   const std::string arguments_;
   std::unique_ptr<ChildProcess> child_;
@@ -398,9 +400,9 @@ DestroyableThread(DestroyableOptions, F, Args...)
 
 /// `f(args...)` in a child process (see the top of this file for the states,
 /// and process_entry.hpp for the start methods). `R` and `Args` cross the
-/// boundary through weft::Codec (`fork` needs one only for `R`). With `spawn`,
-/// `f` must be a ProcessEntry (std::invalid_argument otherwise, at
-/// construction); `forkserver` is not available yet (std::invalid_argument).
+/// boundary through weft::Codec (`fork` needs one only for `R`). With `spawn`
+/// or `forkserver`, `f` must be a ProcessEntry (std::invalid_argument
+/// otherwise, at construction).
 ///
 /// - `destroy()`: SIGTERM to the child's process group, SIGKILL after
 ///   `destroy_grace_period`, then reap; it waits for that (a suspension point
@@ -463,19 +465,15 @@ class DestroyableProcess : public detail::DestroyableHandle<detail::ProcessWork>
                       args);
                 }));
       case StartMethod::spawn:
-        if constexpr (is_process_entry_v<F>) {
-          return std::make_shared<detail::ProcessWork>(options, f.name(),
-                                                       detail::encode_all(args...));
-        } else {
-          throw std::invalid_argument(
-              "weft::DestroyableProcess: StartMethod::spawn runs a weft::ProcessEntry (a plain "
-              "callable cannot cross an exec)");
-        }
       case StartMethod::forkserver:
         break;
     }
-    throw std::invalid_argument(
-        "weft::DestroyableProcess: StartMethod::forkserver is not available yet");
+    if constexpr (is_process_entry_v<F>) {
+      return std::make_shared<detail::ProcessWork>(options, method, f.name(),
+                                                   detail::encode_all(args...));
+    } else {
+      detail::throw_not_an_entry(method, "weft::DestroyableProcess");
+    }
   }
 };
 

@@ -10,10 +10,13 @@
 /// - `spawn`: a fresh exec of this program (/proc/self/exe); the child runs a
 ///   ProcessEntry, named, with arguments and result through Codec. Slower to
 ///   start, but the child is clean whatever the parent holds.
-/// - `forkserver`: a clean server process (spawned once) forks each child.
-///   Not available yet: starting work with it throws std::invalid_argument.
+/// - `forkserver`: a clean server process, spawned once on first use, forks
+///   each child; the child runs a ProcessEntry, as with `spawn`. Nearly as
+///   fast as `fork` however big the parent is, and the child is as clean as
+///   a spawned one. The server costs the parent one fd, kept until exit, and
+///   exits when the parent does.
 ///
-/// A program that uses `spawn` calls `weft::process_main(argc, argv)` first
+/// A program that uses `spawn` or `forkserver` calls `weft::process_main(argc, argv)` first
 /// thing in main: in an ordinary run it returns at once; in a child it runs
 /// the entry it was started for and exits.
 ///
@@ -28,6 +31,7 @@
 
 #include <exception>
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -147,9 +151,21 @@ inline constexpr bool is_process_entry_v = false;
 template <class Sig>
 inline constexpr bool is_process_entry_v<ProcessEntry<Sig>> = true;
 
-/// Call first thing in main in a program that uses StartMethod::spawn: it
-/// returns at once in an ordinary run, and in a spawned child runs the entry
-/// the child was started for and exits (its code: 0 after the entry ran,
+namespace detail {
+
+/// What a `spawn` or `forkserver` start of a plain callable throws.
+[[noreturn]] inline void throw_not_an_entry(StartMethod method, const char* who) {
+  throw std::invalid_argument(
+      std::string(who) + ": StartMethod::" +
+      (method == StartMethod::spawn ? "spawn" : "forkserver") +
+      " runs a weft::ProcessEntry (a plain callable cannot cross into a fresh process)");
+}
+
+}  // namespace detail
+
+/// Call first thing in main in a program that uses StartMethod::spawn or
+/// forkserver: it returns at once in an ordinary run, and in a child (or the
+/// forkserver) runs what it was started for and exits (its code: 0 after the entry ran,
 /// whether it returned or threw, which its parent is told; 2 for a name no
 /// entry has).
 void process_main(int argc, char** argv);

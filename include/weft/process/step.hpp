@@ -382,18 +382,14 @@ class ChildProcessStep final : public detail::ChannelStep<E> {
             std::move(hooks));
         break;
       case StartMethod::spawn:
+      case StartMethod::forkserver:
         if constexpr (is_process_entry_v<F>) {
           work_ = std::make_shared<detail::ProcessWork>(
-              destroyable, step.name(), detail::encode_all(args...), std::move(hooks));
-          break;
+              destroyable, method, step.name(), detail::encode_all(args...), std::move(hooks));
         } else {
-          throw std::invalid_argument(
-              "weft::ChildProcessStep: StartMethod::spawn runs a weft::ProcessEntry (a plain "
-              "callable cannot cross an exec)");
+          detail::throw_not_an_entry(method, "weft::ChildProcessStep");
         }
-      case StartMethod::forkserver:
-        throw std::invalid_argument(
-            "weft::ChildProcessStep: StartMethod::forkserver is not available yet");
+        break;
     }
     work_->set_on_complete([channel = this->channel_] { channel->close(); });
     work_->start();
