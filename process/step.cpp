@@ -1,10 +1,13 @@
 #include <weft/process/step.hpp>
 
 #include <cxxabi.h>
+#include <signal.h>
 #include <sys/wait.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <memory>
+#include <mutex>
 
 #include "process/child_report.hpp"
 
@@ -16,8 +19,8 @@ ThreadCrashError::ThreadCrashError(pid_t tid)
       tid_(tid) {}
 
 std::string StepSummary::describe() const {
-  if (failed.empty()) return {};
-  std::string text = "During step execution errors occurred in steps:";
+  std::string text;
+  if (!failed.empty()) text = "During step execution errors occurred in steps:";
   for (std::size_t i = 0; i < failed.size(); ++i) {
     const StepFailure& failure = failed[i];
     text += i == 0 ? " " : "; ";
@@ -25,6 +28,13 @@ std::string StepSummary::describe() const {
             (failure.attempts == 1 ? " attempt" : " attempts") + "): ";
     if (failure.crashed) text += "crashed: ";
     text += failure.type_name + ": " + failure.message;
+  }
+  if (interrupted) {
+    if (!text.empty()) text += ". ";
+    text += "Execution was interrupted; unfinished steps:";
+    for (std::size_t i = 0; i < unfinished.size(); ++i)
+      text += (i == 0 ? " " : ", ") + unfinished[i];
+    if (unfinished.empty()) text += " none";
   }
   return text;
 }
@@ -37,6 +47,68 @@ ChildProcessCrashError::ChildProcessCrashError(pid_t pid, int exit_code, std::st
       output_(std::move(output)) {}
 
 namespace detail {
+namespace {
+
+// SIGINTs counted while a watch is active; lock-free, so the handler may add.
+std::atomic<unsigned long> sigints{0};
+static_assert(std::atomic<unsigned long>::is_always_lock_free);
+
+void count_sigint(int) {
+  sigints.fetch_add(1, std::memory_order_relaxed);
+}
+
+struct SigintWatchers {
+  std::mutex mutex;
+  std::size_t active = 0;
+};
+
+SigintWatchers& sigint_watchers() {
+  static SigintWatchers* const instance = new SigintWatchers;  // used by at-exit destructors too
+  return *instance;
+}
+
+}  // namespace
+
+SigintWatch::SigintWatch(bool enabled) {
+  if (!enabled) return;
+  SigintWatchers& watchers = sigint_watchers();
+  std::lock_guard lock(watchers.mutex);
+  if (watchers.active == 0) {
+    struct sigaction current {};
+    if (::sigaction(SIGINT, nullptr, &current) != 0) return;
+    const bool default_disposition =
+        (current.sa_flags & SA_SIGINFO) == 0 && current.sa_handler == SIG_DFL;
+    if (!default_disposition) return;  // the program handles SIGINT itself
+    struct sigaction counting {};
+    counting.sa_handler = count_sigint;
+    sigemptyset(&counting.sa_mask);
+    counting.sa_flags = SA_RESTART;
+    if (::sigaction(SIGINT, &counting, nullptr) != 0) return;
+  }
+  ++watchers.active;
+  active_ = true;
+  first_ = sigints.load();
+}
+
+SigintWatch::~SigintWatch() {
+  if (!active_) return;
+  SigintWatchers& watchers = sigint_watchers();
+  std::lock_guard lock(watchers.mutex);
+  if (--watchers.active > 0) return;
+  struct sigaction current {};
+  // Back to the default, unless the program has set a handler of its own since.
+  if (::sigaction(SIGINT, nullptr, &current) == 0 && current.sa_handler == count_sigint) {
+    struct sigaction default_action {};
+    default_action.sa_handler = SIG_DFL;
+    sigemptyset(&default_action.sa_mask);
+    ::sigaction(SIGINT, &default_action, nullptr);
+  }
+}
+
+bool SigintWatch::seen() const noexcept {
+  return active_ && sigints.load() != first_;
+}
+
 
 int exit_code_of(int wait_status) noexcept {
   if (WIFEXITED(wait_status)) return WEXITSTATUS(wait_status);

@@ -249,6 +249,47 @@ TEST_P(ChildStep, TheExecutorRunsChildStepsRetriesAndSumsUp) {
   EXPECT_EQ(attempts["crash"], (std::vector<std::size_t>{1, 2}));
 }
 
+// Three steps that sleep for ever once they have said so, at most two at once;
+// `interrupt` is called once both running ones sleep.
+template <class Interrupt>
+void run_until_interrupted(weft::StartMethod method, Interrupt interrupt) {
+  weft::StepExecutor<std::string> executor({.max_concurrent_processes = 2});
+  for (int k = 0; k < 3; ++k) {
+    if (method == weft::StartMethod::fork) {
+      executor.add_child_process_step("sleep" + std::to_string(k), method, sleeps);
+    } else {
+      executor.add_child_process_step("sleep" + std::to_string(k), method, sleeps_entry);
+    }
+  }
+  std::vector<pid_t> pids;
+  int sleeping = 0;
+  const weft::StepSummary summary =
+      executor.run([&](const std::string&, std::size_t, const Event& event) {
+        if (const auto* start = std::get_if<weft::StepStart>(&event)) pids.push_back(start->pid);
+        if (std::holds_alternative<std::string>(event) && ++sleeping == 2) interrupt(executor);
+      });
+  EXPECT_TRUE(summary.interrupted);
+  EXPECT_EQ(summary.unfinished, (std::vector<std::string>{"sleep0", "sleep1", "sleep2"}));
+  EXPECT_TRUE(summary.succeeded.empty());
+  EXPECT_TRUE(summary.failed.empty());
+  ASSERT_EQ(pids.size(), 2u);
+  for (const pid_t pid : pids)
+    EXPECT_EQ(::kill(pid, 0), -1) << "child " << pid << " is still there";
+}
+
+TEST_P(ChildStep, StopEndsEveryChildAndTheRunIsInterrupted) {
+  HangWatchdog watchdog("an executor stopped from its callback");
+  run_until_interrupted(GetParam(), [](auto& executor) { executor.stop(); });
+}
+
+TEST_P(ChildStep, ASigintInterruptsTheRunAndTheDefaultActionIsBackAfter) {
+  HangWatchdog watchdog("an executor interrupted by SIGINT");
+  run_until_interrupted(GetParam(), [](auto&) { ::raise(SIGINT); });
+  struct sigaction after {};
+  ASSERT_EQ(::sigaction(SIGINT, nullptr, &after), 0);
+  EXPECT_EQ(after.sa_handler, SIG_DFL);
+}
+
 TEST(ChildStepBadInput, SpawnAndForkserverNeedAProcessEntry) {
   EXPECT_THROW(Step(weft::StartMethod::spawn, doubled_aa), std::invalid_argument);
   EXPECT_THROW(Step(weft::StartMethod::forkserver, doubled_aa), std::invalid_argument);

@@ -204,6 +204,48 @@ TEST_F(StepExecutorTest, AnExceptionFromTheCallbackDestroysTheRunningStepsAndPro
   EXPECT_GE(interrupted->load(), 1);
 }
 
+TEST_F(StepExecutorTest, StopInterruptsEveryRunningStepAndTheRunSaysSo) {
+  HangWatchdog watchdog("an executor stopped from its callback");
+  auto interrupted = std::make_shared<std::atomic<int>>(0);
+  Executor executor({.max_concurrent = 2});
+  for (int k = 0; k < 3; ++k) {
+    executor.add_thread_step("sleeper" + std::to_string(k), [interrupted](Emit& emit) {
+      emit(0);
+      try {
+        weft::sleep(1h);
+      } catch (const weft::ThreadDestroyedError&) {
+        ++*interrupted;
+        throw;
+      }
+    });
+  }
+  int sleeping = 0;
+  const weft::StepSummary summary =
+      executor.run([&](const std::string&, std::size_t, const Event& event) {
+        if (std::holds_alternative<int>(event) && ++sleeping == 2) executor.stop();
+      });
+  EXPECT_TRUE(summary.interrupted);
+  EXPECT_FALSE(summary.ok());
+  EXPECT_EQ(summary.unfinished, (std::vector<std::string>{"sleeper0", "sleeper1", "sleeper2"}));
+  EXPECT_TRUE(summary.succeeded.empty());
+  EXPECT_TRUE(summary.failed.empty());
+  EXPECT_EQ(interrupted->load(), 2);  // the third never started
+  EXPECT_EQ(summary.describe(),
+            "Execution was interrupted; unfinished steps: sleeper0, sleeper1, sleeper2");
+}
+
+TEST_F(StepExecutorTest, AStopBeforeRunInterruptsTheNextRunOnly) {
+  Executor executor;
+  executor.add_thread_step("one", [](Emit& emit) { emit(1); });
+  executor.stop();
+  const weft::StepSummary stopped = executor.run([](const std::string&, std::size_t, const Event&) {});
+  EXPECT_TRUE(stopped.interrupted);
+  EXPECT_EQ(stopped.unfinished, std::vector<std::string>{"one"});
+  const weft::StepSummary again = executor.run([](const std::string&, std::size_t, const Event&) {});
+  EXPECT_TRUE(again.ok());
+  EXPECT_EQ(again.succeeded, std::vector<std::string>{"one"});
+}
+
 TEST_F(StepExecutorTest, BadInputIsRejected) {
   EXPECT_THROW(Executor(weft::StepExecutorOptions{.max_concurrent = 0}), std::invalid_argument);
   Executor executor;

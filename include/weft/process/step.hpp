@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <deque>
@@ -94,6 +95,26 @@ struct ThreadStepOptions {
 
 namespace detail {
 
+/// For StepExecutor::run: while it lives (if `enabled`), counts SIGINTs,
+/// provided SIGINT's disposition is the default (the program has no handler
+/// of its own); the default is restored once the last watch ends. Watches
+/// may overlap (several executors running at once).
+class SigintWatch {
+ public:
+  explicit SigintWatch(bool enabled);
+  ~SigintWatch();
+  SigintWatch(const SigintWatch&) = delete;
+  SigintWatch& operator=(const SigintWatch&) = delete;
+  /// Is SIGINT being counted for this watch?
+  bool active() const noexcept { return active_; }
+  /// Has a SIGINT arrived since this watch began?
+  bool seen() const noexcept;
+
+ private:
+  bool active_ = false;
+  unsigned long first_ = 0;
+};
+
 /// The type's name as written in C++ (abi::__cxa_demangle).
 std::string demangled_name(const std::type_info& type);
 
@@ -104,6 +125,9 @@ class StepSource {
   virtual ~StepSource() = default;
   /// The next event if one is there, or nullopt; never waits.
   virtual std::optional<StepEvent<E>> try_next() = 0;
+  /// Starts ending the step (destroys its thread's fiber or its child)
+  /// without waiting; the destructor waits.
+  virtual void begin_stop() noexcept = 0;
 };
 
 /// Events reported and not yet read, filled by the step's side and read by
@@ -269,6 +293,9 @@ class ThreadStep final : public detail::ChannelStep<E> {
     });
     work_->start();
   }
+  void begin_stop() noexcept override {
+    if (work_) work_->destroy();
+  }
   ~ThreadStep() override {
     if (!work_) return;
     work_->destroy();
@@ -394,6 +421,9 @@ class ChildProcessStep final : public detail::ChannelStep<E> {
     work_->set_on_complete([channel = this->channel_] { channel->close(); });
     work_->start();
   }
+  void begin_stop() noexcept override {
+    if (work_) work_->destroy();
+  }
   ~ChildProcessStep() override {
     if (!work_) return;
     work_->destroy();
@@ -449,8 +479,14 @@ struct StepExecutorOptions {
   /// How many more times a failed step (StepSystemError, a crash, or no
   /// thread to start it on) is run before it counts as failed.
   std::size_t retries = 0;
-  /// Passed to each step.
+  /// Passed to each step; also how often run() looks for a SIGINT.
   std::chrono::nanoseconds tick = std::chrono::milliseconds(20);
+  /// While run() runs, a SIGINT interrupts it as stop() does, if the program
+  /// has no SIGINT handler of its own (the disposition is the default, which
+  /// run() restores when it returns). The children are in process groups of
+  /// their own, so a terminal's Ctrl-C reaches only the parent, which ends
+  /// them.
+  bool stop_on_sigint = true;
 };
 
 /// One step that failed, as its last attempt did.
@@ -468,10 +504,15 @@ struct StepFailure {
 struct StepSummary {
   std::vector<std::string> succeeded;  // in the order they ended
   std::vector<StepFailure> failed;     // in the order they failed for good
-  bool ok() const noexcept { return failed.empty(); }
+  /// The run was interrupted (stop() or SIGINT): every step still running
+  /// was ended, and those and the steps never started are `unfinished`.
+  bool interrupted = false;
+  std::vector<std::string> unfinished;  // in the order they were added
+  bool ok() const noexcept { return failed.empty() && !interrupted; }
   /// "" if ok(); otherwise one line naming every failed step and why:
   /// "During step execution errors occurred in steps: In step a (2 attempts):
-  /// std::runtime_error: boom; In step b (1 attempt): crashed: ...".
+  /// std::runtime_error: boom; In step b (1 attempt): crashed: ...", then,
+  /// if interrupted, "Execution was interrupted; unfinished steps: c, d".
   std::string describe() const;
 };
 
@@ -531,6 +572,17 @@ class StepExecutor {
   /// running are destroyed and waited for, and it propagates.
   StepSummary run(const EventCallback& on_event);
 
+  /// Interrupts run(): it starts no more steps, ends every running one (a
+  /// thread step's fiber is destroyed; a child gets SIGTERM, then SIGKILL
+  /// after its grace period, and is reaped), waits for them, and returns a
+  /// summary with `interrupted`. Any thread, any fiber, the callback too;
+  /// idempotent; never waits. A stop() while no run() runs interrupts the
+  /// next one before it starts anything.
+  void stop() noexcept {
+    stop_requested_.store(true);
+    wake_->notify_all();
+  }
+
  protected:
   using Launch =
       std::function<std::unique_ptr<detail::StepSource<E>>(std::shared_ptr<detail::EventCount>)>;
@@ -558,13 +610,24 @@ class StepExecutor {
     std::unique_ptr<detail::StepSource<E>> source;
   };
 
+  void end_interrupted(StepSummary& summary,
+                       const std::list<std::pair<std::size_t, std::size_t>>& waiting,
+                       std::vector<Running>& running);
+
+  bool interrupted(const detail::SigintWatch& sigint) const noexcept {
+    return stop_requested_.load() || sigint.seen();
+  }
+
   StepExecutorOptions options_;
   std::vector<Entry> steps_;
+  std::shared_ptr<detail::EventCount> wake_ = std::make_shared<detail::EventCount>();
+  std::atomic<bool> stop_requested_{false};
 };
 
 template <class E>
 StepSummary StepExecutor<E>::run(const EventCallback& on_event) {
-  auto wake = std::make_shared<detail::EventCount>();
+  const std::shared_ptr<detail::EventCount>& wake = wake_;
+  const detail::SigintWatch sigint(options_.stop_on_sigint);
   StepSummary summary;
   // (entry, attempt); a list, since retries are added while it is walked
   std::list<std::pair<std::size_t, std::size_t>> waiting;
@@ -593,6 +656,10 @@ StepSummary StepExecutor<E>::run(const EventCallback& on_event) {
                       [&](const Running& r) { return steps_[r.entry].child_process; }));
   };
   while (!waiting.empty() || !running.empty()) {
+    if (interrupted(sigint)) {
+      end_interrupted(summary, waiting, running);
+      break;
+    }
     // Start what may start, in order; a child-process step over its own limit
     // waits (and those behind it keep their turn after it).
     for (auto next = waiting.begin();
@@ -644,9 +711,32 @@ StepSummary StepExecutor<E>::run(const EventCallback& on_event) {
         ++i;
       }
     }
-    if (!progress && !running.empty()) wake->wait(key);
+    if (progress || running.empty()) continue;
+    if (sigint.active()) {
+      wake->wait(key, detail::EventCount::caller_deadline(options_.tick));
+    } else {
+      wake->wait(key);
+    }
   }
+  stop_requested_.store(false);
   return summary;
+}
+
+template <class E>
+void StepExecutor<E>::end_interrupted(StepSummary& summary,
+                                      const std::list<std::pair<std::size_t, std::size_t>>& waiting,
+                                      std::vector<Running>& running) {
+  summary.interrupted = true;
+  std::vector<bool> unfinished(steps_.size(), false);
+  for (const auto& [entry, attempt] : waiting)
+    unfinished[entry] = true;
+  for (Running& step : running) {
+    unfinished[step.entry] = true;
+    step.source->begin_stop();  // all at once: their grace periods overlap
+  }
+  running.clear();  // each waits for its step's end
+  for (std::size_t i = 0; i < steps_.size(); ++i)
+    if (unfinished[i]) summary.unfinished.push_back(steps_[i].name);
 }
 
 }  // namespace weft
