@@ -6,14 +6,18 @@
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <fstream>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -23,6 +27,8 @@
 
 #include "child_process_check.hpp"
 #include "hang_watchdog.hpp"
+
+extern char** environ;
 
 using namespace std::chrono_literals;
 
@@ -362,37 +368,50 @@ TEST_F(Forkserver, ItsChildrenAreItsOwnNotThisProcesss) {
   EXPECT_EQ(work.get_or_throw(), servers[0]);
 }
 
+// The parent of the test below: a fresh exec of this test program (a fork of
+// it could not start threads under TSan), which has no forkserver until it
+// uses one. Prints the fds that cost it and the server's pid.
+constexpr const char* forkserver_parent_flag = "--forkserver-parent";
+
+int run_as_forkserver_parent() {
+  // A first child makes the hub worker (and its hub's fds) that the next reuses.
+  weft::DestroyableProcess first(weft::StartMethod::fork, do_nothing);
+  first.start();
+  first.join();
+  const std::size_t before = weft_test::open_fds();
+  weft_test::start_the_forkserver();
+  const long cost = static_cast<long>(weft_test::open_fds()) - static_cast<long>(before);
+  const auto servers = weft_test::forkservers_of(::getpid());
+  std::printf("%ld %ld\n", cost, servers.size() == 1 ? static_cast<long>(servers[0]) : -1L);
+  return 0;
+}
+
 TEST_F(Forkserver, CostsItsParentOneFdAndExitsWithIt) {
   HangWatchdog watchdog("a forkserver outliving its parent");
-  // In a forked child of this test: it has no server until it uses one.
-  int report[2];
-  ASSERT_EQ(::pipe(report), 0);
-  const pid_t parent = ::fork();
-  ASSERT_GE(parent, 0);
-  if (parent == 0) {
-    ::close(report[0]);
-    // A first child makes the hub worker (and its hub's fds) that the next reuses.
-    weft::DestroyableProcess first(weft::StartMethod::fork, do_nothing);
-    first.start();
-    first.join();
-    const std::size_t before = weft_test::open_fds();
-    weft_test::start_the_forkserver();
-    const long cost = static_cast<long>(weft_test::open_fds()) - static_cast<long>(before);
-    const auto servers = weft_test::forkservers_of(::getpid());
-    const long found[2] = {cost, servers.size() == 1 ? servers[0] : -1};
-    const bool sent = ::write(report[1], found, sizeof found) == sizeof found;
-    ::_exit(sent ? 0 : 1);
-  }
-  ::close(report[1]);
-  long found[2] = {-1, -1};
-  EXPECT_EQ(::read(report[0], found, sizeof found), static_cast<ssize_t>(sizeof found));
-  ::close(report[0]);
+  int output[2];
+  ASSERT_EQ(::pipe2(output, O_CLOEXEC), 0);
+  posix_spawn_file_actions_t actions;
+  ::posix_spawn_file_actions_init(&actions);
+  ::posix_spawn_file_actions_adddup2(&actions, output[1], STDOUT_FILENO);
+  std::string program = "/proc/self/exe", flag = forkserver_parent_flag;
+  char* argv[] = {program.data(), flag.data(), nullptr};
+  pid_t parent = -1;
+  ASSERT_EQ(::posix_spawn(&parent, program.c_str(), &actions, nullptr, argv, environ), 0);
+  ::posix_spawn_file_actions_destroy(&actions);
+  ::close(output[1]);
+  std::string said;
+  char buffer[256];
+  for (ssize_t got; (got = ::read(output[0], buffer, sizeof buffer)) > 0;)
+    said.append(buffer, static_cast<std::size_t>(got));
+  ::close(output[0]);
   int status;
   ASSERT_EQ(::waitpid(parent, &status, 0), parent);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-  EXPECT_LE(found[0], 1) << "fds the forkserver cost its parent";
-  ASSERT_GT(found[1], 0) << "no forkserver found";
-  while (!has_exited(static_cast<pid_t>(found[1])))
+  long cost = -1, server = -1;
+  std::istringstream(said) >> cost >> server;
+  EXPECT_EQ(cost, 1) << "fds the forkserver cost its parent";
+  ASSERT_GT(server, 0) << "no forkserver found";
+  while (!has_exited(static_cast<pid_t>(server)))
     std::this_thread::sleep_for(1ms);
 }
 
@@ -443,13 +462,9 @@ TEST(ProcessBadInput, AnUnknownEntryNameFailsClearlyInTheChild) {
   }
 }
 
-// A forked child of this multithreaded test starts threads (a hub worker).
-extern "C" const char* __tsan_default_options() {
-  return "die_after_fork=0";
-}
-
 int main(int argc, char** argv) {
   weft::process_main(argc, argv);
+  if (argc > 1 && std::string(argv[1]) == forkserver_parent_flag) return run_as_forkserver_parent();
   weft_test::start_the_forkserver();
   ::testing::InitGoogleTest(&argc, argv);
   return RUN_ALL_TESTS();
