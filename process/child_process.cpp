@@ -306,8 +306,10 @@ void ChildProcess::read_until_end(int fd, std::uint64_t id,
                                   const std::function<void(std::string_view)>& sink) {
   if (fd < 0) return;
   // On the heap, one for each reader: two fibers on small stacks may read
-  // from one child at once (its report and its output).
-  const auto buffer = std::make_unique<char[]>(read_buffer_size);
+  // from one child at once (its report and its output). Not zeroed: after a
+  // fork every page the parent writes is copied, so it writes only what
+  // read() fills.
+  const auto buffer = std::make_unique_for_overwrite<char[]>(read_buffer_size);
   for (;;) {
     IoRequest request;
     request.op = IoRequest::Op::read;
@@ -324,7 +326,7 @@ void ChildProcess::read_until_end(int fd, std::uint64_t id,
 std::size_t ChildProcess::drain(int fd, const std::function<void(std::string_view)>& sink) {
   if (fd < 0) return 0;
   std::size_t total = 0;
-  const auto buffer = std::make_unique<char[]>(read_buffer_size);
+  const auto buffer = std::make_unique_for_overwrite<char[]>(read_buffer_size);
   for (;;) {
     const ssize_t got = ::read(fd, buffer.get(), read_buffer_size);
     if (got > 0) {

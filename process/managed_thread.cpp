@@ -233,8 +233,12 @@ void unlock_all_in_parent() noexcept {
 // reference that will never be dropped, and their condition variables may
 // count waiters that do not exist here).
 void forget_threads_in_child() noexcept {
-  static auto* const kept = new std::vector<std::shared_ptr<ManagedThreadState>>;
   Registry& r = registry();
+  if (r.states.empty()) {  // most forks: nothing to write (each page written is copied)
+    r.mutex.unlock();
+    return;
+  }
+  static auto* const kept = new std::vector<std::shared_ptr<ManagedThreadState>>;
   for (ManagedThreadState* state : r.states) {
     state->forget_thread_in_child();
     kept->push_back(state->shared_from_this());
