@@ -314,6 +314,23 @@ TEST_P(ProcessTest, JoinFromAFiberSuspendsOnlyThatFiber) {
   });
 }
 
+TEST_P(ProcessTest, KillingAFiberWaitingForTheChildLeavesTheChildToItsOwner) {
+  HangWatchdog watchdog("a killed waiter");
+  pid_t pid = -1;
+  weft::run([&] {
+    weft::DestroyableProcess work(method(), loop_forever);
+    work.start();
+    pid = work.pid();
+    auto waiter = weft::spawn([&] { work.get_or_throw(); });
+    weft::sleep(1ms);  // it waits
+    waiter.kill();
+    EXPECT_THROW(waiter.wait(), weft::FiberExit);
+    EXPECT_FALSE(work.done());  // the kill ended the wait, not the child
+    EXPECT_EQ(::kill(pid, 0), 0);
+  });  // the owner's destructor destroys and reaps it
+  EXPECT_EQ(::kill(pid, 0), -1);
+}
+
 TEST_P(ProcessTest, TheDestructorEndsARunningChild) {
   HangWatchdog watchdog("destroying a running child");
   pid_t pid;
