@@ -24,7 +24,6 @@
 #include <cstdlib>
 #include <iterator>
 #include <map>
-#include <stdexcept>
 #include <string>
 #include <thread>
 #include <variant>
@@ -47,8 +46,6 @@ struct Method {
   weft::StartMethod method;
 };
 // Every method is measured, weft's and Python's: a method is one line here.
-// One weft cannot start a step with yet (std::invalid_argument: forkserver
-// today) is printed as "not available".
 constexpr Method methods[] = {
     {"fork", weft::StartMethod::fork},
     {"spawn", weft::StartMethod::spawn},
@@ -102,7 +99,6 @@ inline const weft::ProcessEntry<void(Emit&)> one_value_entry{"bench.one_value", 
 // --- 1. event latency -------------------------------------------------------------
 
 // Latencies (µs) of `events` paced values from a child step to this thread.
-// std::invalid_argument if weft cannot start a step with `method`.
 std::vector<double> step_latencies_us(weft::StartMethod method, int events) {
   // fork runs the function itself; any other method its entry (a child that
   // is not a fork of this process cannot run a plain callable).
@@ -150,20 +146,12 @@ double executor_steps_per_s(weft::StartMethod method, int steps) {
 // --- the run ---------------------------------------------------------------------------
 
 struct Figures {
-  bool available = true;
   std::vector<double> p50_us, p99_us, steps_per_s;
 };
 
-// One round of both figures; `available` turns false if weft cannot start a
-// step with this method.
+// One round of both figures.
 void measure_round(weft::StartMethod method, const Settings& settings, Figures& figures) {
-  std::vector<double> latencies;
-  try {
-    latencies = step_latencies_us(method, settings.events);
-  } catch (const std::invalid_argument&) {
-    figures.available = false;
-    return;
-  }
+  const std::vector<double> latencies = step_latencies_us(method, settings.events);
   figures.p50_us.push_back(percentile(latencies, 0.5));
   figures.p99_us.push_back(percentile(latencies, 0.99));
   figures.steps_per_s.push_back(executor_steps_per_s(method, settings.steps));
@@ -207,12 +195,8 @@ void print_latencies(const Settings& settings, const std::vector<Figures>& weft,
       settings.events, settings.rounds);
   std::printf("  %-32s %9s %9s\n", "", "p50", "p99");
   for (std::size_t i = 0; i < std::size(methods); ++i) {
-    const std::string label = std::string("weft ") + methods[i].name;
-    if (weft[i].available) {
-      print_row(label, {median(weft[i].p50_us), median(weft[i].p99_us)});
-    } else {
-      std::printf("  %-32s not available\n", label.c_str());
-    }
+    print_row(std::string("weft ") + methods[i].name,
+              {median(weft[i].p50_us), median(weft[i].p99_us)});
   }
   for (const Method& method : methods) {
     const std::string p50 = python_key("latency_p50_us", method);
@@ -223,7 +207,7 @@ void print_latencies(const Settings& settings, const std::vector<Figures>& weft,
   for (std::size_t i = 0; i < std::size(methods); ++i) {
     const std::string p50 = python_key("latency_p50_us", methods[i]);
     const std::string p99 = python_key("latency_p99_us", methods[i]);
-    if (!weft[i].available || !python.contains(p50) || !python.contains(p99)) continue;
+    if (!python.contains(p50) || !python.contains(p99)) continue;
     std::printf("  python %s / weft %s: p50 %.2fx, p99 %.2fx (above 1: weft's is lower)\n",
                 methods[i].name, methods[i].name, python.at(p50) / median(weft[i].p50_us),
                 python.at(p99) / median(weft[i].p99_us));
@@ -237,12 +221,7 @@ void print_throughput(const Settings& settings, const std::vector<Figures>& weft
       "StepExecutor; python %d steps in dagster's executor loop (median of %d rounds)\n",
       std::thread::hardware_concurrency(), settings.steps, settings.python_steps, settings.rounds);
   for (std::size_t i = 0; i < std::size(methods); ++i) {
-    const std::string label = std::string("weft ") + methods[i].name;
-    if (weft[i].available) {
-      print_row(label, {median(weft[i].steps_per_s)});
-    } else {
-      std::printf("  %-32s not available\n", label.c_str());
-    }
+    print_row(std::string("weft ") + methods[i].name, {median(weft[i].steps_per_s)});
   }
   for (const Method& method : methods) {
     const std::string key = python_key("steps_per_s", method);
@@ -254,7 +233,7 @@ void print_throughput(const Settings& settings, const std::vector<Figures>& weft
   }
   for (std::size_t i = 0; i < std::size(methods); ++i) {
     const std::string key = python_key("steps_per_s", methods[i]);
-    if (!weft[i].available || !python.contains(key)) continue;
+    if (!python.contains(key)) continue;
     std::printf("  weft %s / python %s: %.1fx (target >= 10x)\n", methods[i].name, methods[i].name,
                 median(weft[i].steps_per_s) / python.at(key));
   }
@@ -278,9 +257,8 @@ int main(int argc, char** argv) {
 
   std::vector<Figures> weft(std::size(methods));
   for (int r = 0; r < settings.rounds; ++r) {
-    for (std::size_t i = 0; i < std::size(methods); ++i) {
-      if (weft[i].available) measure_round(methods[i].method, settings, weft[i]);
-    }
+    for (std::size_t i = 0; i < std::size(methods); ++i)
+      measure_round(methods[i].method, settings, weft[i]);
   }
   const std::string here = argv[0];
   const std::string script =
