@@ -15,6 +15,7 @@
 #include <memory>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 #include <weft/process/codec.hpp>
 
@@ -191,31 +192,12 @@ namespace {
 // posix_spawn of /proc/self/exe running `entry`, with the child's fds
 // (arguments 3, report 4, output 1 and 2 if not -1).
 pid_t spawn_entry_process(const std::string& entry, int arguments, int report, int output) {
-  posix_spawn_file_actions_t actions;
-  posix_spawnattr_t attributes;
-  ::posix_spawn_file_actions_init(&actions);
-  ::posix_spawnattr_init(&attributes);
-  ::posix_spawn_file_actions_adddup2(&actions, arguments, 3);
-  ::posix_spawn_file_actions_adddup2(&actions, report, 4);
+  std::vector<std::pair<int, int>> fds{{arguments, 3}, {report, 4}};
   if (output >= 0) {
-    ::posix_spawn_file_actions_adddup2(&actions, output, STDOUT_FILENO);
-    ::posix_spawn_file_actions_adddup2(&actions, output, STDERR_FILENO);
+    fds.emplace_back(output, STDOUT_FILENO);
+    fds.emplace_back(output, STDERR_FILENO);
   }
-  ::posix_spawnattr_setpgroup(&attributes, 0);
-  sigset_t no_signals;
-  sigemptyset(&no_signals);
-  ::posix_spawnattr_setsigmask(&attributes, &no_signals);
-  ::posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK);
-  std::string program = "/proc/self/exe";
-  std::string flag = "--weft-process-entry";
-  std::string name = entry;
-  char* argv[] = {program.data(), flag.data(), name.data(), nullptr};
-  pid_t pid = -1;
-  const int error = ::posix_spawn(&pid, program.c_str(), &actions, &attributes, argv, environ);
-  ::posix_spawn_file_actions_destroy(&actions);
-  ::posix_spawnattr_destroy(&attributes);
-  if (error != 0) throw std::system_error(error, std::generic_category(), "posix_spawn");
-  return pid;
+  return spawn_this_program({"--weft-process-entry", entry}, fds, "posix_spawn");
 }
 
 }  // namespace
@@ -404,6 +386,33 @@ void ChildProcess::close_fds() noexcept {
     forget_on_this_hub(*fd);
     ::close(std::exchange(*fd, -1));
   }
+}
+
+pid_t spawn_this_program(const std::vector<std::string>& arguments,
+                         const std::vector<std::pair<int, int>>& fds, const char* what) {
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attributes;
+  ::posix_spawn_file_actions_init(&actions);
+  ::posix_spawnattr_init(&attributes);
+  for (const auto& [from, to] : fds)
+    ::posix_spawn_file_actions_adddup2(&actions, from, to);
+  ::posix_spawnattr_setpgroup(&attributes, 0);
+  sigset_t no_signals;
+  sigemptyset(&no_signals);
+  ::posix_spawnattr_setsigmask(&attributes, &no_signals);
+  ::posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK);
+  std::string program = "/proc/self/exe";
+  std::vector<std::string> copies = arguments;
+  std::vector<char*> argv{program.data()};
+  for (std::string& argument : copies)
+    argv.push_back(argument.data());
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  const int error = ::posix_spawn(&pid, program.c_str(), &actions, &attributes, argv.data(), environ);
+  ::posix_spawn_file_actions_destroy(&actions);
+  ::posix_spawnattr_destroy(&attributes);
+  if (error != 0) throw std::system_error(error, std::generic_category(), what);
+  return pid;
 }
 
 std::string describe_wait_status(int status) {

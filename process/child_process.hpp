@@ -15,6 +15,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include <weft/runtime/detail/unique_function.hpp>
 
@@ -106,6 +108,12 @@ class ChildProcess {
   std::uint64_t arguments_id_ = 0;
   bool reaped_ = false;
 };
+
+/// posix_spawn of this program (/proc/self/exe) with `arguments` after
+/// argv[0], each (from, to) of `fds` dup2'd, in a process group of its own
+/// and with no signal blocked. Throws std::system_error naming `what`.
+pid_t spawn_this_program(const std::vector<std::string>& arguments,
+                         const std::vector<std::pair<int, int>>& fds, const char* what);
 
 /// The wait status `status` in words: "exit code N", "signal N (SIGNAME)".
 std::string describe_wait_status(int status);

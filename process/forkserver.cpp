@@ -5,7 +5,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -24,9 +23,8 @@
 
 #include <weft/runtime/log.hpp>
 
+#include "process/child_process.hpp"
 #include "process/child_report.hpp"
-
-extern char** environ;
 
 namespace weft::detail {
 namespace {
@@ -137,29 +135,27 @@ void start_server(Connection& self) {
   int pair[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
     throw_errno(errno, "socketpair");
-  posix_spawn_file_actions_t actions;
-  posix_spawnattr_t attributes;
-  ::posix_spawn_file_actions_init(&actions);
-  ::posix_spawnattr_init(&attributes);
-  ::posix_spawn_file_actions_adddup2(&actions, pair[1], 3);
-  // Its own group: a signal to a child's group, or the terminal's, is not for it.
-  ::posix_spawnattr_setpgroup(&attributes, 0);
-  sigset_t no_signals;
-  sigemptyset(&no_signals);
-  ::posix_spawnattr_setsigmask(&attributes, &no_signals);
-  ::posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK);
-  std::string program = "/proc/self/exe";
-  std::string flag = forkserver_flag;
-  char* argv[] = {program.data(), flag.data(), nullptr};
-  pid_t pid = -1;
-  const int error = ::posix_spawn(&pid, program.c_str(), &actions, &attributes, argv, environ);
-  ::posix_spawn_file_actions_destroy(&actions);
-  ::posix_spawnattr_destroy(&attributes);
-  ::close(pair[1]);
-  if (error != 0) {
-    ::close(pair[0]);
-    throw_errno(error, "weft: starting the forkserver (posix_spawn)");
+  if (pair[1] <= 3) {  // stdin was closed: a dup2 onto itself would keep close-on-exec
+    const int moved = ::fcntl(pair[1], F_DUPFD_CLOEXEC, 4);
+    ::close(pair[1]);
+    if (moved < 0) {
+      ::close(pair[0]);
+      throw_errno(errno, "fcntl(F_DUPFD_CLOEXEC)");
+    }
+    pair[1] = moved;
   }
+  // Its own group (spawn_this_program): a signal to a child's group, or the
+  // terminal's, is not for it.
+  pid_t pid = -1;
+  try {
+    pid = spawn_this_program({forkserver_flag}, {{pair[1], 3}},
+                             "weft: starting the forkserver (posix_spawn)");
+  } catch (...) {
+    ::close(pair[0]);
+    ::close(pair[1]);
+    throw;
+  }
+  ::close(pair[1]);
   self.socket = pair[0];
   self.server = pid;
 }

@@ -180,11 +180,10 @@ TEST_F(StepExecutorTest, RunsFromAFiberAndSuspendsOnlyIt) {
   });
 }
 
-TEST_F(StepExecutorTest, AnExceptionFromTheCallbackDestroysTheRunningStepsAndPropagates) {
-  HangWatchdog watchdog("a callback that throws");
-  auto interrupted = std::make_shared<std::atomic<int>>(0);
-  Executor executor;
-  for (int k = 0; k < 3; ++k) {
+// Adds steps "sleeper0".. that emit 0 and then sleep until destroyed, which
+// they count in `interrupted`.
+void add_sleepers(Executor& executor, int count, std::shared_ptr<std::atomic<int>> interrupted) {
+  for (int k = 0; k < count; ++k) {
     executor.add_thread_step("sleeper" + std::to_string(k), [interrupted](Emit& emit) {
       emit(0);
       try {
@@ -195,6 +194,13 @@ TEST_F(StepExecutorTest, AnExceptionFromTheCallbackDestroysTheRunningStepsAndPro
       }
     });
   }
+}
+
+TEST_F(StepExecutorTest, AnExceptionFromTheCallbackDestroysTheRunningStepsAndPropagates) {
+  HangWatchdog watchdog("a callback that throws");
+  auto interrupted = std::make_shared<std::atomic<int>>(0);
+  Executor executor;
+  add_sleepers(executor, 3, interrupted);
   EXPECT_THROW(executor.run([](const std::string&, std::size_t, const Event& event) {
     if (std::holds_alternative<int>(event)) throw std::domain_error("stop");
   }),
@@ -208,17 +214,7 @@ TEST_F(StepExecutorTest, StopInterruptsEveryRunningStepAndTheRunSaysSo) {
   HangWatchdog watchdog("an executor stopped from its callback");
   auto interrupted = std::make_shared<std::atomic<int>>(0);
   Executor executor({.max_concurrent = 2});
-  for (int k = 0; k < 3; ++k) {
-    executor.add_thread_step("sleeper" + std::to_string(k), [interrupted](Emit& emit) {
-      emit(0);
-      try {
-        weft::sleep(1h);
-      } catch (const weft::ThreadDestroyedError&) {
-        ++*interrupted;
-        throw;
-      }
-    });
-  }
+  add_sleepers(executor, 3, interrupted);
   int sleeping = 0;
   const weft::StepSummary summary =
       executor.run([&](const std::string&, std::size_t, const Event& event) {
