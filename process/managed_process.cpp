@@ -50,6 +50,7 @@
 #include <weft/runtime/log.hpp>
 
 #include "process/child_report.hpp"
+#include "process/periodic_schedule.hpp"
 
 namespace weft {
 namespace detail {
@@ -194,8 +195,8 @@ namespace {
 struct ChildConfig {
   ManagedProcessKind kind = ManagedProcessKind::continuous;
   std::int64_t interval_ns = 0;
-  pid_t owner = -1;              // the process that made the object
-  bool parent_is_owner = true;   // false for a forkserver child
+  pid_t owner = -1;             // the process that made the object
+  bool parent_is_owner = true;  // false for a forkserver child
   std::string name;
 };
 
@@ -257,20 +258,9 @@ class ChildLoop {
   }
 
   void run_periodic(const std::function<void()>& target) {
-    const std::int64_t origin = now_ns();
-    const std::int64_t step = config_.interval_ns;
-    // Slot k starts at origin + k·interval, saturated: a slot past the end of
-    // the clock never comes.
-    auto slot = [&](std::int64_t k) {
-      std::int64_t offset;
-      if (__builtin_mul_overflow(k, step, &offset) ||
-          offset > std::numeric_limits<std::int64_t>::max() - origin) {
-        return std::numeric_limits<std::int64_t>::max();
-      }
-      return origin + offset;
-    };
-    for (std::int64_t k = 0;;) {
-      const std::int64_t due = slot(k);
+    PeriodicSchedule schedule(now_ns(), config_.interval_ns);
+    for (;;) {
+      const std::int64_t due = schedule.due();
       receive(0);
       for (;;) {
         if (over()) return;
@@ -279,12 +269,7 @@ class ChildLoop {
         receive(std::min(due - now, owner_check_ns));
       }
       target();
-      std::int64_t next = k + 1;
-      const std::int64_t now = now_ns();
-      // Overran the next slot: the latest slot already due runs at once, and
-      // the ones it skipped are dropped (no catch-up burst).
-      if (step > 0 && slot(next) < now) next = std::max(next, (now - origin) / step);
-      k = next;
+      schedule.advance(now_ns());
     }
   }
 
@@ -426,8 +411,8 @@ void run_managed_child(const ChildConfig& config, const ChildFunctions& function
     if (functions.cleanup) functions.cleanup();
   } catch (...) {
     if (failure) {
-      log(LogLevel::warning, "managed process: cleanup threw after an error: " +
-                                 what_of(std::current_exception()));
+      log(LogLevel::warning,
+          "managed process: cleanup threw after an error: " + what_of(std::current_exception()));
     } else {
       failure = std::current_exception();
     }
@@ -478,9 +463,8 @@ void run_spawned_managed_child(const std::string& encoded) {
                                   "' (or more than one) in this program");
     }
     functions.make_item_runner = [invoke] {
-      return std::function<void(std::string_view)>([invoke](std::string_view item) {
-        invoke(item);
-      });
+      return std::function<void(std::string_view)>(
+          [invoke](std::string_view item) { invoke(item); });
     };
   } else if (config.kind == ManagedProcessKind::command) {
     const CommandObjectFactory factory = find_command_factory(command_type);
@@ -488,9 +472,8 @@ void run_spawned_managed_child(const std::string& encoded) {
       throw std::invalid_argument("weft::CommandProcess: no weft::Command of " +
                                   type_name_of_key(command_type) + " in this program");
     }
-    functions.make_item_runner = [factory, type = command_type, object = has_object
-                                                                         ? std::optional(object)
-                                                                         : std::nullopt] {
+    functions.make_item_runner = [factory, type = command_type,
+                                  object = has_object ? std::optional(object) : std::nullopt] {
       std::shared_ptr<void> instance = factory(object ? &*object : nullptr);
       return std::function<void(std::string_view)>([instance, type](std::string_view payload) {
         run_command_payload(type, instance.get(), payload);
@@ -680,7 +663,6 @@ class ManagedProcessState {
 
   // The destructor's join: the grace period, then destroy; never throws.
   void release() noexcept {
-    if (!in_owner()) return;  // not this process's child: left alone
     std::shared_ptr<ProcessWork> run;
     {
       std::lock_guard lock(channel->mutex);
@@ -769,13 +751,12 @@ class ManagedProcessState {
           throw_errno("weft: a managed process's channel (O_NONBLOCK)");
         next = std::make_shared<ProcessWork>(
             destroyable,
-            UniqueFunction<std::string(int)>(
-                [config, functions = std::move(functions), control = pair[1],
-                 parent = pair[0]](int report_fd) {
-                  ::close(parent);
-                  run_managed_child(config, functions, control, report_fd);
-                  return std::string();
-                }),
+            UniqueFunction<std::string(int)>([config, functions = std::move(functions),
+                                              control = pair[1], parent = pair[0]](int report_fd) {
+              ::close(parent);
+              run_managed_child(config, functions, control, report_fd);
+              return std::string();
+            }),
             std::move(hooks));
         next->start();
       } catch (...) {
@@ -842,16 +823,18 @@ ManagedProcess::ManagedProcess(StartMethod method, detail::ManagedProcessKind ki
   const char* who = detail::class_name(kind);
   const bool has_target =
       kind != ManagedProcessKind::operation && kind != ManagedProcessKind::command;
-  if (has_target && !program.target) throw std::invalid_argument(std::string(who) + ": empty target");
+  if (has_target && !program.target)
+    throw std::invalid_argument(std::string(who) + ": empty target");
   if (method != StartMethod::fork) {
     for (const ProcessFunction<void()>* function :
          {&program.target, &options.init, &options.cleanup}) {
       if (*function && function->entry_name().empty()) detail::throw_not_an_entry(method, who);
     }
-    if (kind == ManagedProcessKind::command && !detail::find_command_factory(program.command_type)) {
-      throw std::invalid_argument(
-          std::string(who) + ": with spawn or forkserver the child makes the object through a "
-                             "weft::Command of its type, and none is registered");
+    if (kind == ManagedProcessKind::command &&
+        !detail::find_command_factory(program.command_type)) {
+      throw std::invalid_argument(std::string(who) +
+                                  ": with spawn or forkserver the child makes the object through a "
+                                  "weft::Command of its type, and none is registered");
     }
   }
   state_ = std::make_shared<detail::ManagedProcessState>(method, kind, std::move(program), interval,
@@ -859,6 +842,12 @@ ManagedProcess::ManagedProcess(StartMethod method, detail::ManagedProcessKind ki
 }
 
 ManagedProcess::~ManagedProcess() {
+  if (!state_->in_owner()) {
+    // In a fork()ed child: the child process belongs to the parent, and
+    // destroying its ProcessWork here would kill it. Kept for ever instead.
+    static_cast<void>(new std::shared_ptr<detail::ManagedProcessState>(std::move(state_)));
+    return;
+  }
   state_->release();
 }
 

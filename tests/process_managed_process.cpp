@@ -15,9 +15,9 @@
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <poll.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -115,13 +115,13 @@ inline const weft::ProcessEntry<void()> log_target{"test.mp.target", [] {
                                                      append("log", "t");
                                                      std::this_thread::sleep_for(1ms);
                                                    }};
-inline const weft::ProcessEntry<void()> throwing_target{"test.mp.throwing_target", [] {
-  append("log", "t");
-  throw std::invalid_argument("the target failed");
-}};
-inline const weft::ProcessEntry<void()> stamp{"test.mp.stamp", [] {
-                                                append("stamps", std::to_string(now_ns()) + "\n");
-                                              }};
+inline const weft::ProcessEntry<void()> throwing_target{
+    "test.mp.throwing_target", [] {
+      append("log", "t");
+      throw std::invalid_argument("the target failed");
+    }};
+inline const weft::ProcessEntry<void()> stamp{
+    "test.mp.stamp", [] { append("stamps", std::to_string(now_ns()) + "\n"); }};
 inline const weft::ProcessEntry<void()> stuck{"test.mp.stuck", [] {
                                                 append("count", "t");
                                                 for (;;)
@@ -195,29 +195,14 @@ class ManagedProcessTest : public weft_test::ChildProcessLeakCheck,
 
  private:
   static void clear_directory() {
-    for (const auto& entry :
-         std::filesystem::directory_iterator(std::getenv(directory_variable))) {
+    for (const auto& entry : std::filesystem::directory_iterator(std::getenv(directory_variable))) {
       std::filesystem::remove_all(entry.path());
     }
   }
 };
 
-std::string method_name(const ::testing::TestParamInfo<weft::StartMethod>& info) {
-  switch (info.param) {
-    case weft::StartMethod::fork:
-      return "fork";
-    case weft::StartMethod::spawn:
-      return "spawn";
-    case weft::StartMethod::forkserver:
-      return "forkserver";
-  }
-  return "unknown";
-}
-
-INSTANTIATE_TEST_SUITE_P(StartMethods, ManagedProcessTest,
-                         ::testing::Values(weft::StartMethod::fork, weft::StartMethod::spawn,
-                                           weft::StartMethod::forkserver),
-                         method_name);
+INSTANTIATE_TEST_SUITE_P(StartMethods, ManagedProcessTest, weft_test::all_start_methods(),
+                         weft_test::start_method_name);
 
 }  // namespace
 
@@ -254,8 +239,7 @@ TEST_P(ManagedProcessTest, StartIsIdempotentWhileTheChildRuns) {
 
 TEST_P(ManagedProcessTest, InitAndCleanupRunOnceEachAroundTheLoop) {
   HangWatchdog watchdog("init and cleanup", hang_bound);
-  weft::ContinuousProcess process(method(), log_target,
-                                  {.init = log_init, .cleanup = log_cleanup});
+  weft::ContinuousProcess process(method(), log_target, {.init = log_init, .cleanup = log_cleanup});
   process.start();
   ASSERT_TRUE(eventually([] {
     const std::string log = read_file("log");
@@ -272,8 +256,7 @@ TEST_P(ManagedProcessTest, InitAndCleanupRunOnceEachAroundTheLoop) {
 
 TEST_P(ManagedProcessTest, StartAfterJoinRunsANewChildAndInitAgain) {
   HangWatchdog watchdog("restart", hang_bound);
-  weft::ContinuousProcess process(method(), log_target,
-                                  {.init = log_init, .cleanup = log_cleanup});
+  weft::ContinuousProcess process(method(), log_target, {.init = log_init, .cleanup = log_cleanup});
   process.start();
   const pid_t first = process.pid();
   EXPECT_TRUE(process.join());
@@ -455,7 +438,7 @@ TEST_P(ManagedProcessTest, CommandProcessRunsCommandsInOrderOnItsObjectAndLogsFa
   process.send_cmd("set_x", 1);  // by name, arguments as given
   process.send_cmd(set_y, 2);    // through the Command: converted to its parameters
   process.send_cmd(write_state, "state");
-  process.send_cmd("no_such_command");
+  process.send_cmd("no_such_command", "a literal goes as a std::string");
   process.send_cmd(fail);
   process.send_cmd("set_x", std::string("not an int"));
   process.send_cmd(set_x, 3);
@@ -527,7 +510,8 @@ TEST_P(ManagedProcessTest, AChildWhoseParentDiedStopsByItself) {
   ::close(pids[0]);
   orphans.resize(got > 0 ? static_cast<std::size_t>(got) / sizeof(pid_t) : 0);
   // The grandchild loops until its parent dies: its pidfd is taken first.
-  const int grandchild = orphans.empty() ? -1 : static_cast<int>(::syscall(SYS_pidfd_open, orphans[0], 0));
+  const int grandchild =
+      orphans.empty() ? -1 : static_cast<int>(::syscall(SYS_pidfd_open, orphans[0], 0));
   ::close(go[1]);  // the intermediate parent exits
   int status = 0;
   ASSERT_EQ(::waitpid(parent, &status, 0), parent);
@@ -542,7 +526,9 @@ TEST_P(ManagedProcessTest, AChildWhoseParentDiedStopsByItself) {
     const pid_t reaped = ::waitpid(orphans[i], &status, 0);
     if (i == 0 && method() == weft::StartMethod::forkserver && reaped < 0) continue;
     ASSERT_EQ(reaped, orphans[i]);
-    if (i == 0) EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+    if (i == 0) {
+      EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+    }
   }
   ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0), 0);
   EXPECT_EQ(read_file("log").back(), 'c') << "cleanup ran in the orphaned child";
@@ -557,11 +543,10 @@ TEST(ManagedProcessFork, RunsAnyCallableAndSharesMemoryMappedShared) {
   ASSERT_NE(shared, MAP_FAILED);
   auto* counters = new (shared) std::atomic<int>[3] {};
   {
-    weft::PausableProcess process(
-        weft::StartMethod::fork, [counters] { ++counters[1]; },
-        {.name = "weft-mp-test",
-         .init = [counters] { ++counters[0]; },
-         .cleanup = [counters] { ++counters[2]; }});
+    weft::PausableProcess process(weft::StartMethod::fork, [counters] { ++counters[1]; },
+                                  {.name = "weft-mp-test",
+                                   .init = [counters] { ++counters[0]; },
+                                   .cleanup = [counters] { ++counters[2]; }});
     process.start();
     ASSERT_TRUE(eventually([&] { return counters[1].load() >= 3; }));
     process.stop();

@@ -66,6 +66,15 @@ namespace weft {
 template <class Sig>
 class ProcessFunction;
 
+namespace detail {
+/// A callable that ProcessFunction `Self` (of arguments `Args`) wraps as a
+/// plain callable (not a ProcessEntry, nor another ProcessFunction).
+template <class F, class Self, class... Args>
+concept plain_child_callable =
+    std::invocable<F&, Args...> && !std::is_same_v<std::decay_t<F>, Self> &&
+    !is_process_entry_v<std::decay_t<F>>;
+}  // namespace detail
+
 /// A function for a managed process's child: either a ProcessEntry (any
 /// start method) or, for StartMethod::fork only, any callable. Empty when
 /// default-constructed, or made from a null function pointer or an empty
@@ -78,10 +87,8 @@ class ProcessFunction<void(Args...)> {
   ProcessFunction(const ProcessEntry<void(Args...)>& entry)
       : entry_name_(entry.name()), function_(entry) {}
   /// Any callable (its result is ignored): for StartMethod::fork only.
-  template <class F>
-  requires std::invocable<F&, Args...> &&
-      (!std::is_same_v<std::decay_t<F>, ProcessFunction>)&&(!is_process_entry_v<std::decay_t<F>>)
-          ProcessFunction(F function) {
+  template <detail::plain_child_callable<ProcessFunction, Args...> F>
+  ProcessFunction(F function) {
     if constexpr (std::is_pointer_v<F> || std::is_member_pointer_v<F>) {
       if (function == nullptr) return;
     } else if constexpr (requires { function.operator bool(); }) {
@@ -199,6 +206,17 @@ inline std::string command_payload(std::string_view name, std::string arguments)
   Codec<std::string>::encode(std::string(name), payload);
   payload += arguments;
   return payload;
+}
+
+/// A command's argument as send_cmd by name encodes it: character strings
+/// as std::string, anything else as it is.
+template <class A>
+decltype(auto) as_sent(const A& argument) {
+  if constexpr (std::is_convertible_v<const A&, const char*>) {
+    return std::string(argument);
+  } else {
+    return (argument);
+  }
 }
 
 class ManagedProcessState;
@@ -320,8 +338,8 @@ class ContinuousProcess : public ManagedProcess {
   /// forkserver) a target, init or cleanup that is not a ProcessEntry.
   ContinuousProcess(StartMethod method, ProcessFunction<void()> target,
                     ManagedProcessOptions options = {})
-      : ManagedProcess(method, detail::ManagedProcessKind::continuous, {.target = std::move(target)},
-                       {}, std::move(options)) {}
+      : ManagedProcess(method, detail::ManagedProcessKind::continuous,
+                       {.target = std::move(target)}, {}, std::move(options)) {}
 };
 
 /// A ContinuousProcess that stop() pauses instead of ending: stop() returns
@@ -381,7 +399,8 @@ class OperationProcess : public ManagedProcess {
   std::size_t queue_size() const { return queued_items(); }
 
  private:
-  static detail::ManagedProcessProgram program(StartMethod method, ProcessFunction<void(T)> target) {
+  static detail::ManagedProcessProgram program(StartMethod method,
+                                               ProcessFunction<void(T)> target) {
     if (!target) throw std::invalid_argument("weft::OperationProcess: empty target");
     if (method != StartMethod::fork && target.entry_name().empty())
       detail::throw_not_an_entry(method, "weft::OperationProcess");
@@ -412,8 +431,8 @@ class OperationProcess : public ManagedProcess {
 template <class T>
 class CommandProcess : public ManagedProcess {
  public:
-  explicit CommandProcess(StartMethod method, ManagedProcessOptions options = {})
-    requires std::default_initializable<T>
+  explicit CommandProcess(StartMethod method,
+                          ManagedProcessOptions options = {}) requires std::default_initializable<T>
       : ManagedProcess(method, detail::ManagedProcessKind::command, program(method, nullptr), {},
                        std::move(options)) {}
   CommandProcess(StartMethod method, T object, ManagedProcessOptions options = {})
@@ -421,20 +440,21 @@ class CommandProcess : public ManagedProcess {
                        program(method, std::make_shared<const T>(std::move(object))), {},
                        std::move(options)) {}
 
-  /// Sends the command `name` with `args` (encoded as they are given: they
-  /// must match the command's parameters after decay, or the child logs a
-  /// decode error), starting a child if none runs. Never waits.
+  /// Sends the command `name` with `args` (encoded as they are given, a
+  /// string literal as a std::string: they must match the command's
+  /// parameters after decay, or the child logs a decode error), starting a
+  /// child if none runs. Never waits.
   template <class... Args>
   void send_cmd(std::string_view name, const Args&... args) {
-    push_item(detail::command_payload(name, detail::encode_all(args...)));
+    push_item(detail::command_payload(name, detail::encode_all(detail::as_sent(args)...)));
   }
 
   /// The same through the Command itself: `args` are converted to its
   /// parameter types here, so a mismatch is a compile error.
   template <auto Method, class... Args>
   requires std::same_as<typename Command<Method>::object_type, T> &&
-      std::constructible_from<typename Command<Method>::arguments_type, Args&&...>
-  void send_cmd(const Command<Method>& command, Args&&... args) {
+      std::constructible_from<typename Command<Method>::arguments_type, Args &&...> void
+      send_cmd(const Command<Method>& command, Args&&... args) {
     using Arguments = typename Command<Method>::arguments_type;
     std::string arguments;
     Codec<Arguments>::encode(Arguments(std::forward<Args>(args)...), arguments);
@@ -470,10 +490,9 @@ class CommandProcess : public ManagedProcess {
       } else {
         instance = detail::make_command_object<T>(nullptr);
       }
-      return std::function<void(std::string_view)>(
-          [instance, type](std::string_view payload) {
-            detail::run_command_payload(type, instance.get(), payload);
-          });
+      return std::function<void(std::string_view)>([instance, type](std::string_view payload) {
+        detail::run_command_payload(type, instance.get(), payload);
+      });
     };
     return made;
   }
