@@ -495,7 +495,7 @@ const ProcessEntry<void(std::string)> managed_process_entry{
 class GraceTimer {
  public:
   GraceTimer(std::chrono::nanoseconds grace, std::function<void()> expire)
-      : thread_([this, grace, expire = std::move(expire)] {
+      : thread_([this, grace = std::min(grace, longest_grace), expire = std::move(expire)] {
           std::unique_lock lock(mutex_);
           if (!dismissed_cv_.wait_for(lock, grace, [this] { return dismissed_; })) expire();
         }) {}
@@ -515,6 +515,10 @@ class GraceTimer {
   std::condition_variable dismissed_cv_;
   bool dismissed_ = false;
   std::thread thread_;  // last: starts once the rest is ready
+
+  // Long enough to mean "for ever", short enough that no clock overflows
+  // adding it to now.
+  static constexpr std::chrono::nanoseconds longest_grace = std::chrono::hours(24 * 365 * 100);
 };
 
 }  // namespace
@@ -821,6 +825,7 @@ ManagedProcess::ManagedProcess(StartMethod method, detail::ManagedProcessKind ki
                                std::chrono::nanoseconds interval, ManagedProcessOptions options) {
   using detail::ManagedProcessKind;
   const char* who = detail::class_name(kind);
+  detail::saturating_ns(options.destroy_grace_period);  // std::invalid_argument for NaN
   const bool has_target =
       kind != ManagedProcessKind::operation && kind != ManagedProcessKind::command;
   if (has_target && !program.target)

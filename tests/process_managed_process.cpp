@@ -585,6 +585,10 @@ TEST(ManagedProcessBadInput, PlainCallablesNeedForkAndTargetsMustNotBeEmpty) {
   EXPECT_THROW(weft::PeriodicProcess(weft::StartMethod::fork,
                                      std::chrono::duration<double>(std::nan("")), [] {}),
                std::invalid_argument);
+  EXPECT_THROW(weft::ContinuousProcess(
+                   weft::StartMethod::fork, [] {},
+                   {.destroy_grace_period = std::chrono::duration<double>(std::nan(""))}),
+               std::invalid_argument);
   // Without a Codec, the object of a CommandProcess crosses only by fork.
   struct NoCodec {
     int value = 0;
