@@ -51,6 +51,11 @@ class ChildProcess {
   /// From a fiber of the hub that does all the waiting (a suspension point):
   /// sends `bytes` down the arguments socket as one frame, then closes it.
   void send_arguments(std::string_view bytes);
+  /// Hands the parent's end of the arguments socket (spawn, forkserver) to
+  /// the caller, who owns it from now on (and sends the arguments frame
+  /// itself): a two-way channel to the child. -1 for a forked child or once
+  /// handed over or sent.
+  int release_arguments_fd() noexcept { return std::exchange(arguments_fd_, -1); }
   /// From that fiber: reads the report pipe until the child closes it (it
   /// exits); each chunk goes to `sink`. A suspension point.
   void read_reports(const std::function<void(std::string_view)>& sink);

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include <weft/process/process_entry.hpp>
 #include <weft/runtime/detail/unique_function.hpp>
 
 namespace weft::detail {
@@ -28,6 +29,10 @@ std::string decode_outcome(std::string_view payload, std::exception_ptr& error);
 /// forkserver): runs the ProcessEntry `name` on the arguments frame it reads
 /// from fd 3, reports its outcome on fd 4, and exits.
 [[noreturn]] void run_spawned_entry(const char* name);
+
+/// The ProcessEntry registered as `name` (for a child that runs entries it
+/// was given by name), or an empty function if none is, or more than one.
+EntryInvoker find_process_entry(std::string_view name);
 
 /// Writes all of `bytes` to `fd`, blocking; false if the reader has gone.
 bool write_fully(int fd, std::string_view bytes) noexcept;

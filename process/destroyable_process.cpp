@@ -1,6 +1,7 @@
 #include <sys/wait.h>
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <stdexcept>
 #include <string>
@@ -35,7 +36,9 @@ ProcessWork::ProcessWork(DestroyableOptions options, StartMethod method, std::st
       entry_(std::move(entry)),
       arguments_(std::move(arguments)) {}
 
-ProcessWork::~ProcessWork() = default;
+ProcessWork::~ProcessWork() {
+  if (channel_fd_ >= 0) ::close(channel_fd_);
+}
 
 void ProcessWork::launch() {
   const bool capture = hooks_.output_capture_bytes > 0;
@@ -56,6 +59,7 @@ void ProcessWork::launch() {
         capture));
   }
   pid_.store(child_->pid(), std::memory_order_release);
+  if (hooks_.keep_channel) channel_fd_ = child_->release_arguments_fd();
 }
 
 void ProcessWork::abandon_launch() noexcept {
@@ -64,13 +68,22 @@ void ProcessWork::abandon_launch() noexcept {
 
 void ProcessWork::run_work() {
   FrameReader frames;
+  std::optional<std::string> outcome;
   std::string output;  // the tail of the child's stdout and stderr, when captured
-  // Frames go to the hook as they come; without one, the first is the outcome.
-  auto feed = [this, &frames](std::string_view bytes) {
+  // Frames go to the hook as they come; without one, the first is the
+  // outcome (with on_message: the first that is not a message).
+  auto feed = [this, &frames, &outcome](std::string_view bytes) {
     frames.feed(bytes);
-    if (!hooks_.on_frame) return;
-    while (std::optional<std::string> frame = frames.next_frame())
-      hooks_.on_frame(pid(), *frame);
+    if (!hooks_.on_frame && !hooks_.on_message) return;
+    while (std::optional<std::string> frame = frames.next_frame()) {
+      if (hooks_.on_frame) {
+        hooks_.on_frame(pid(), *frame);
+      } else if (!frame->empty() && frame->front() == 'M') {
+        hooks_.on_message(std::string_view(*frame).substr(1));
+      } else if (!outcome) {
+        outcome = std::move(*frame);
+      }
+    }
   };
   auto keep_output = [this, &output](std::string_view bytes) {
     output.append(bytes);
@@ -84,7 +97,7 @@ void ProcessWork::run_work() {
     if (take_destroy()) throw ThreadDestroyedError{};
     if (hooks_.on_start) hooks_.on_start(pid());
     reader = weft::spawn(SpawnOptions{.name = "child report reader"}, [this, &feed] {
-      if (!entry_.empty()) child_->send_arguments(arguments_);
+      if (!entry_.empty() && !hooks_.keep_channel) child_->send_arguments(arguments_);
       child_->read_reports(feed);
     });
     if (hooks_.output_capture_bytes > 0) {
@@ -113,7 +126,8 @@ void ProcessWork::run_work() {
   child_->drain_output(keep_output);
   status_ = child_->reap();
   if (!hooks_.on_frame) {
-    if (std::optional<std::string> outcome = frames.next_frame()) {
+    if (!outcome && !hooks_.on_message) outcome = frames.next_frame();
+    if (outcome) {
       reported_ = true;
       result_ = decode_outcome(*outcome, child_error_);
     }

@@ -16,6 +16,8 @@
 #include <weft/runtime/detail/event_count.hpp>
 #include <weft/runtime/log.hpp>
 
+#include "process/periodic_schedule.hpp"
+
 #include <pthread.h>
 
 #include <algorithm>
@@ -474,22 +476,11 @@ bool ManagedThreadState::wait_while_paused() {
 void ManagedThreadState::run_periodic() {
   using std::chrono::nanoseconds;
   auto now_ns = [] { return nanoseconds(Clock::now().time_since_epoch()).count(); };
-  const std::int64_t origin = now_ns();
-  const std::int64_t step = interval.count();
-  // Slot k starts at origin + k·interval, saturated: a slot past the end of
-  // the clock never comes.
-  auto slot = [&](std::int64_t k) {
-    std::int64_t offset;
-    if (__builtin_mul_overflow(k, step, &offset) ||
-        offset > std::numeric_limits<std::int64_t>::max() - origin) {
-      return std::numeric_limits<std::int64_t>::max();
-    }
-    return origin + offset;
-  };
-  for (std::int64_t k = 0;;) {
+  PeriodicSchedule schedule(now_ns(), interval.count());
+  for (;;) {
     {
       std::unique_lock lock(mutex);
-      const std::int64_t due = slot(k);
+      const std::int64_t due = schedule.due();
       while (ask_ == Ask::run) {
         const std::int64_t now = now_ns();
         if (now >= due) break;
@@ -501,12 +492,7 @@ void ManagedThreadState::run_periodic() {
       if (!keep_running(ask_ == Ask::run)) return;
     }
     target_();
-    std::int64_t next = k + 1;
-    const std::int64_t now = now_ns();
-    // Overran the next slot: the latest slot already due runs at once, and
-    // the ones it skipped are dropped (no catch-up burst).
-    if (step > 0 && slot(next) < now) next = std::max(next, (now - origin) / step);
-    k = next;
+    schedule.advance(now_ns());
   }
 }
 

@@ -65,15 +65,16 @@ std::string read_arguments_frame(int fd) {
 
 }  // namespace
 
+EntryInvoker find_process_entry(std::string_view name) {
+  Registry& entries = registry();
+  std::lock_guard lock(entries.mutex);
+  const auto found = entries.entries.find(name);
+  if (found == entries.entries.end() || entries.clashes.contains(name)) return {};
+  return found->second;
+}
+
 void run_spawned_entry(const char* name) {
-  EntryInvoker invoke;
-  {
-    Registry& entries = registry();
-    std::lock_guard lock(entries.mutex);
-    const auto found = entries.entries.find(std::string_view(name));
-    if (found != entries.entries.end() && !entries.clashes.contains(std::string_view(name)))
-      invoke = found->second;
-  }
+  const EntryInvoker invoke = find_process_entry(name);
   if (!invoke) {
     const std::string why = std::string("weft::process_main: no ProcessEntry named '") + name +
                             "' (or more than one) in this program";

@@ -81,6 +81,25 @@ class ChildProcessLeakCheck : public HubWorkerLeakCheck {
   }
 };
 
+/// Names the instances of a test parametrised over the start methods.
+inline std::string start_method_name(const ::testing::TestParamInfo<weft::StartMethod>& info) {
+  switch (info.param) {
+    case weft::StartMethod::fork:
+      return "fork";
+    case weft::StartMethod::spawn:
+      return "spawn";
+    case weft::StartMethod::forkserver:
+      return "forkserver";
+  }
+  return "unknown";
+}
+
+/// All three start methods, for INSTANTIATE_TEST_SUITE_P.
+inline auto all_start_methods() {
+  return ::testing::Values(weft::StartMethod::fork, weft::StartMethod::spawn,
+                           weft::StartMethod::forkserver);
+}
+
 /// Every event of `step` but StepIdle, up to and including the terminal one.
 template <class Step>
 auto read_all_events(Step& step) {

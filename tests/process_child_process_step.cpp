@@ -89,22 +89,8 @@ class ChildStep : public weft_test::ChildProcessLeakCheck,
   }
 };
 
-std::string method_name(const ::testing::TestParamInfo<weft::StartMethod>& info) {
-  switch (info.param) {
-    case weft::StartMethod::fork:
-      return "fork";
-    case weft::StartMethod::spawn:
-      return "spawn";
-    case weft::StartMethod::forkserver:
-      return "forkserver";
-  }
-  return "unknown";
-}
-
-INSTANTIATE_TEST_SUITE_P(StartMethods, ChildStep,
-                         ::testing::Values(weft::StartMethod::fork, weft::StartMethod::spawn,
-                                           weft::StartMethod::forkserver),
-                         method_name);
+INSTANTIATE_TEST_SUITE_P(StartMethods, ChildStep, weft_test::all_start_methods(),
+                         weft_test::start_method_name);
 
 }  // namespace
 

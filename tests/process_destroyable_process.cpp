@@ -84,22 +84,8 @@ class ProcessTest : public weft_test::ChildProcessLeakCheck,
   weft::StartMethod method() const { return GetParam(); }
 };
 
-std::string method_name(const ::testing::TestParamInfo<weft::StartMethod>& info) {
-  switch (info.param) {
-    case weft::StartMethod::fork:
-      return "fork";
-    case weft::StartMethod::spawn:
-      return "spawn";
-    case weft::StartMethod::forkserver:
-      return "forkserver";
-  }
-  return "unknown";
-}
-
-INSTANTIATE_TEST_SUITE_P(StartMethods, ProcessTest,
-                         ::testing::Values(weft::StartMethod::fork, weft::StartMethod::spawn,
-                                           weft::StartMethod::forkserver),
-                         method_name);
+INSTANTIATE_TEST_SUITE_P(StartMethods, ProcessTest, weft_test::all_start_methods(),
+                         weft_test::start_method_name);
 
 }  // namespace
 

@@ -10,6 +10,7 @@
 #include <weft/process/child_error.hpp>
 #include <weft/process/codec.hpp>
 #include <weft/process/destroyable.hpp>
+#include <weft/process/managed_process.hpp>
 #include <weft/process/managed_thread.hpp>
 #include <weft/process/process_entry.hpp>
 #include <weft/process/step.hpp>

@@ -247,6 +247,14 @@ struct ChildReportHooks {
   std::function<void(pid_t pid, int wait_status, std::string output)> on_exit;
   /// 0: the child's stdout and stderr are its parent's.
   std::size_t output_capture_bytes = 0;
+  /// Without on_frame: the frames of the report that begin with 'M' (passed
+  /// without it) as they come, while the first other frame is still the
+  /// outcome (messages from a child that reports as it runs).
+  std::function<void(std::string_view message)> on_message;
+  /// spawn, forkserver: the parent's end of the socket the arguments go down
+  /// is not sent `arguments` and closed but handed over (take_channel), a
+  /// two-way channel to the child for as long as it runs.
+  bool keep_channel = false;
 };
 
 /// The non-template half of a DestroyableProcess: the child, watched by a
@@ -264,6 +272,11 @@ class ProcessWork final : public DestroyableWork {
   ~ProcessWork() override;
 
   pid_t pid() const noexcept { return pid_.load(std::memory_order_acquire); }
+  /// With ChildReportHooks::keep_channel, once start() has returned: the
+  /// parent's end of the child's arguments socket (nonblocking), which the
+  /// caller now owns and sends the arguments frame down first; -1 otherwise
+  /// and after the first call.
+  int take_channel() noexcept { return std::exchange(channel_fd_, -1); }
   /// The encoded result, once done() without an error.
   const std::string& result_bytes() const noexcept { return result_; }
   void destroy_and_wait();
@@ -290,6 +303,7 @@ class ProcessWork final : public DestroyableWork {
   const std::string arguments_;
   std::unique_ptr<ChildProcess> child_;
   std::atomic<pid_t> pid_{-1};
+  int channel_fd_ = -1;  // keep_channel: the arguments socket, until taken
   // Written by the watcher fiber; read by settle() there and by others once done().
   std::string result_;
   std::exception_ptr child_error_;
