@@ -59,6 +59,7 @@ void ProcessWork::launch() {
         capture));
   }
   pid_.store(child_->pid(), std::memory_order_release);
+  if (hooks_.on_start) hooks_.on_start(pid());
   if (hooks_.keep_channel) channel_fd_ = child_->release_arguments_fd();
 }
 
@@ -95,7 +96,6 @@ void ProcessWork::run_work() {
   GreenThread<void> reader, output_reader;
   try {
     if (take_destroy()) throw ThreadDestroyedError{};
-    if (hooks_.on_start) hooks_.on_start(pid());
     reader = weft::spawn(SpawnOptions{.name = "child report reader"}, [this, &feed] {
       if (!entry_.empty() && !hooks_.keep_channel) child_->send_arguments(arguments_);
       child_->read_reports(feed);

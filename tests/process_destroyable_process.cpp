@@ -70,6 +70,17 @@ inline const weft::ProcessEntry<int(int)> uses_weft{"test.uses_weft", [](int x) 
     return doubled.wait() + weft::to_thread::run_sync([] { return 1; });
   });
 }};
+// The same with its hub alone (no thread): a child forked while the parent's
+// threads run may not start threads under TSan.
+inline const weft::ProcessEntry<int(int)> uses_a_hub{"test.uses_a_hub", [](int x) {
+  return weft::run([x] {
+    auto doubled = weft::spawn([x] {
+      weft::sleep(1ms);
+      return 2 * x;
+    });
+    return doubled.wait() + 1;
+  });
+}};
 inline const weft::ProcessEntry<void()> do_nothing{"test.do_nothing", [] {}};
 inline const weft::ProcessEntry<void()> exit_3{"test.exit_3", [] { ::_exit(3); }};
 inline const weft::ProcessEntry<void()> exit_137{"test.exit_137", [] { ::_exit(137); }};
@@ -345,7 +356,7 @@ TEST_P(ProcessTest, StartsFromAProcessWhoseHubRunsAndWhoseWorkersAreBusy) {
       });
     });
     weft::sleep(1ms);  // the worker is taken
-    weft::DestroyableProcess work(method(), uses_weft, 20);
+    weft::DestroyableProcess work(method(), uses_a_hub, 20);
     work.start();
     EXPECT_EQ(work.get_or_throw(), 41);
     release = true;

@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -42,6 +43,8 @@
 
 #include "child_process_check.hpp"
 #include "hang_watchdog.hpp"
+
+extern char** environ;
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
@@ -472,6 +475,33 @@ TEST_P(ManagedProcessTest, CommandProcessStartsFromTheObjectItWasGiven) {
 
 // --- A child whose parent has died ---
 
+// The intermediate parent of the test below, a fresh exec of this test
+// program (a fork of it could not start threads under TSan): starts a
+// looping child, says who it and its forkserver are on fd 10, and exits
+// without a join when fd 11 closes.
+constexpr const char* orphan_parent_flag = "--orphan-parent";
+constexpr int orphan_report_fd = 10;
+constexpr int orphan_go_fd = 11;
+
+[[noreturn]] void run_as_orphan_parent(weft::StartMethod method) {
+  try {
+    auto* process =
+        new weft::ContinuousProcess(method, log_target, {.init = log_init, .cleanup = log_cleanup});
+    process->start();
+    std::vector<pid_t> report{process->pid()};
+    for (pid_t server : weft_test::forkservers_of(::getpid()))
+      report.push_back(server);
+    const auto give_up = Clock::now() + upper_bound;
+    while (file_size("log") < 2 && Clock::now() < give_up)
+      std::this_thread::sleep_for(1ms);
+    (void)!::write(orphan_report_fd, report.data(), report.size() * sizeof(pid_t));
+    char byte;
+    (void)!::read(orphan_go_fd, &byte, 1);
+  } catch (...) {
+  }
+  ::_exit(0);
+}
+
 TEST_P(ManagedProcessTest, AChildWhoseParentDiedStopsByItself) {
   HangWatchdog watchdog("orphaned child", hang_bound);
   // Orphans of the intermediate process come to this one, which reaps them.
@@ -479,30 +509,16 @@ TEST_P(ManagedProcessTest, AChildWhoseParentDiedStopsByItself) {
   int pids[2], go[2];
   ASSERT_EQ(::pipe2(pids, O_CLOEXEC), 0);
   ASSERT_EQ(::pipe2(go, O_CLOEXEC), 0);
-  const pid_t parent = ::fork();
-  ASSERT_GE(parent, 0);
-  if (parent == 0) {
-    // The intermediate parent: starts a looping child, says who it is, and
-    // exits without a join when told to.
-    ::close(pids[0]);
-    ::close(go[1]);
-    try {
-      auto* process = new weft::ContinuousProcess(method(), log_target,
-                                                  {.init = log_init, .cleanup = log_cleanup});
-      process->start();
-      std::vector<pid_t> report{process->pid()};
-      for (pid_t server : weft_test::forkservers_of(::getpid()))
-        report.push_back(server);
-      const auto give_up = Clock::now() + upper_bound;
-      while (file_size("log") < 2 && Clock::now() < give_up)
-        std::this_thread::sleep_for(1ms);
-      (void)!::write(pids[1], report.data(), report.size() * sizeof(pid_t));
-      char byte;
-      (void)!::read(go[0], &byte, 1);
-    } catch (...) {
-    }
-    ::_exit(0);
-  }
+  posix_spawn_file_actions_t actions;
+  ::posix_spawn_file_actions_init(&actions);
+  ::posix_spawn_file_actions_adddup2(&actions, pids[1], orphan_report_fd);
+  ::posix_spawn_file_actions_adddup2(&actions, go[0], orphan_go_fd);
+  std::string program = "/proc/self/exe", flag = orphan_parent_flag;
+  std::string method_number = std::to_string(static_cast<int>(method()));
+  char* argv[] = {program.data(), flag.data(), method_number.data(), nullptr};
+  pid_t parent = -1;
+  ASSERT_EQ(::posix_spawn(&parent, program.c_str(), &actions, nullptr, argv, environ), 0);
+  ::posix_spawn_file_actions_destroy(&actions);
   ::close(pids[1]);
   ::close(go[0]);
   std::vector<pid_t> orphans(8);
@@ -597,13 +613,11 @@ TEST(ManagedProcessBadInput, PlainCallablesNeedForkAndTargetsMustNotBeEmpty) {
   EXPECT_NO_THROW(weft::CommandProcess<NoCodec>(weft::StartMethod::fork, NoCodec{}));
 }
 
-// A forked child of this multithreaded test starts threads (a hub worker).
-extern "C" const char* __tsan_default_options() {
-  return "die_after_fork=0";
-}
 
 int main(int argc, char** argv) {
   weft::process_main(argc, argv);
+  if (argc > 2 && std::string(argv[1]) == orphan_parent_flag)
+    run_as_orphan_parent(static_cast<weft::StartMethod>(std::atoi(argv[2])));
   // Before the forkserver starts, so that its children see it too.
   std::string directory = (std::filesystem::temp_directory_path() / "weft-managed-XXXXXX").string();
   if (::mkdtemp(directory.data()) == nullptr) return 1;

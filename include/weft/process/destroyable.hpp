@@ -237,9 +237,10 @@ class ChildProcess;
 
 /// For work whose child reports as it goes (a child-process step): each
 /// frame of its report as it arrives, then its exit. Run by the watcher
-/// fiber, on the hub worker.
+/// fiber, on the hub worker, except on_start.
 struct ChildReportHooks {
-  /// Before the first frame (the child has been started).
+  /// As soon as the child has been started, on the thread that started it
+  /// (so a reader that started it finds its first event without a wake-up).
   std::function<void(pid_t pid)> on_start;
   std::function<void(pid_t pid, std::string_view frame)> on_frame;
   /// After the reap: the wait status, and the tail of the child's stdout and
