@@ -72,10 +72,10 @@ int above_child_fds(int fd) {
   return moved;
 }
 
+// A pidfd is always close-on-exec.
 int open_pidfd(pid_t pid) {
   const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
   if (fd < 0) throw_errno("pidfd_open");
-  ::fcntl(fd, F_SETFD, FD_CLOEXEC);
   return fd;
 }
 
