@@ -235,6 +235,27 @@ TEST_P(ChildStep, TheExecutorRunsChildStepsRetriesAndSumsUp) {
   EXPECT_EQ(attempts["crash"], (std::vector<std::size_t>{1, 2}));
 }
 
+TEST_P(ChildStep, TheExecutorPassesAStepItsArguments) {
+  HangWatchdog watchdog("an executor of child steps with arguments");
+  weft::StepExecutor<std::string> executor;
+  for (int k = 0; k < 3; ++k) {
+    if (GetParam() == weft::StartMethod::fork) {
+      executor.add_child_process_step("count" + std::to_string(k), GetParam(), {}, counts, k);
+    } else {
+      executor.add_child_process_step("count" + std::to_string(k), GetParam(), {}, counts_entry,
+                                      k);
+    }
+  }
+  std::map<std::string, std::vector<std::string>> values;
+  const weft::StepSummary summary =
+      executor.run([&](const std::string& step, std::size_t, const Event& event) {
+        if (const auto* value = std::get_if<std::string>(&event)) values[step].push_back(*value);
+      });
+  EXPECT_TRUE(summary.ok()) << summary.describe();
+  EXPECT_EQ(values["count0"], std::vector<std::string>{});
+  EXPECT_EQ(values["count2"], (std::vector<std::string>{"0", "1"}));
+}
+
 // Three steps that sleep for ever once they have said so, at most two at once;
 // `interrupt` is called once both running ones sleep.
 template <class Interrupt>

@@ -567,6 +567,27 @@ class StepExecutor {
         true);
   }
 
+  /// The same, with the step called as `step(emit, args...)` (arguments
+  /// through Codec for spawn and forkserver).
+  template <class F, class... Args>
+  void add_child_process_step(std::string name, StartMethod method,
+                              ChildProcessStepOptions options, F step, Args... args) {
+    detail::require_callable(step, "weft::StepExecutor::add_child_process_step");
+    options.tick = options_.tick;
+    add_step(
+        std::move(name),
+        [method, step = std::move(step), options, args = std::make_tuple(std::move(args)...)](
+            std::shared_ptr<detail::EventCount> wake) -> std::unique_ptr<detail::StepSource<E>> {
+          return std::apply(
+              [&](const auto&... a) {
+                return std::make_unique<ChildProcessStep<E>>(std::move(wake), method, options,
+                                                             step, a...);
+              },
+              args);
+        },
+        true);
+  }
+
   /// Runs every step added (again on a later call) and returns once all have
   /// ended. An exception from `on_event` ends the run: the steps still
   /// running are destroyed and waited for, and it propagates.
