@@ -161,8 +161,10 @@ void Report::print_tables(int reps) const {
   for (const BenchInfo& bench : kBenches) {
     const auto bench_rows = rows(bench.name);
     if (bench_rows.empty()) continue;
-    std::printf("\n# %s: median %s of %d (lower is better); peer/weft > 1: weft is faster\n",
-                bench.name, bench.metric, reps);
+    std::printf(
+        "\n# %s: median %s of %d (lower is better); peer/weft (weft's first variant) > 1: weft is "
+        "faster\n",
+        bench.name, bench.metric, reps);
     std::printf("# %-14s %-24s %14s %15s %10s\n", "peer", "variant", bench.metric,
                 bench.extra ? bench.extra : "", "peer/weft");
     const auto weft = median_of(bench.name, "weft", bench.metric);
@@ -179,14 +181,14 @@ void Report::print_tables(int reps) const {
 void Report::print_targets() const {
   std::printf("\n# targets (from the medians above)\n");
   const auto raw = ratio("yield_pingpong", "weft", "boost_context");
-  print_target("yield, one body: within 2x of a raw boost::context switch", "weft/boost_context",
-               raw, raw && *raw <= 2);
+  print_target("yield, one body: within 2x of raw boost::context", "weft/boost_context", raw,
+               raw && *raw <= 2);
   const auto distinct = median_of("yield_pingpong", "weft", "ns_per_switch", kDistinctBodies);
   const auto context = median_of("yield_pingpong", "boost_context", "ns_per_switch");
   const auto distinct_raw =
       distinct && context ? std::optional(*distinct / *context) : std::nullopt;
-  print_target("yield, distinct bodies: within 2x of a raw boost::context switch",
-               "weft/boost_context", distinct_raw, distinct_raw && *distinct_raw <= 2);
+  print_target("yield, distinct bodies: within 2x of raw boost::context", "weft/boost_context",
+               distinct_raw, distinct_raw && *distinct_raw <= 2);
   const auto yield = ratio("yield_pingpong", "boost_fiber", "weft");
   print_target("yield: >= 4x faster than Boost.Fiber", "boost_fiber/weft", yield,
                yield && *yield >= 4);
