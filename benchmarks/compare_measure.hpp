@@ -2,6 +2,7 @@
 // Measuring as the shared peer harness does (/work/shared/peers/cpp/common.hpp):
 // CLOCK_MONOTONIC for time, /proc/self/status for memory.
 
+#include <errno.h>
 #include <time.h>
 
 #include <cstdarg>
@@ -15,7 +16,7 @@
 namespace weft_bench {
 
 [[noreturn]] inline void die(const std::string& message) {
-  std::fprintf(stderr, "runtime_compare: %s\n", message.c_str());
+  std::fprintf(stderr, "%s: %s\n", program_invocation_short_name, message.c_str());
   std::exit(2);
 }
 

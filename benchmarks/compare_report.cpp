@@ -1,9 +1,18 @@
 #include "compare_report.hpp"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+
+extern char** environ;
 
 namespace weft_bench {
 
@@ -94,10 +103,21 @@ void Report::line(const std::string& text) {
 }
 
 std::vector<double> Report::values_of(std::string_view bench, std::string_view peer,
-                                      std::string_view key) const {
+                                      std::string_view key, std::string_view variant) const {
+  std::string first_variant;
+  if (variant.empty()) {
+    for (const auto& [row_peer, row_variant] : rows(bench)) {
+      if (row_peer == peer) {
+        first_variant = row_variant;
+        break;
+      }
+    }
+    variant = first_variant;
+  }
   std::vector<double> values;
   for (const Fields& sample : samples_) {
-    if (field(sample, "bench") == bench && field(sample, "peer") == peer) {
+    if (field(sample, "bench") == bench && field(sample, "peer") == peer &&
+        field(sample, "variant") == variant) {
       values.push_back(std::strtod(std::string(field(sample, key)).c_str(), nullptr));
     }
   }
@@ -105,15 +125,15 @@ std::vector<double> Report::values_of(std::string_view bench, std::string_view p
 }
 
 std::optional<double> Report::median_of(std::string_view bench, std::string_view peer,
-                                        std::string_view key) const {
-  std::vector<double> values = values_of(bench, peer, key);
+                                        std::string_view key, std::string_view variant) const {
+  std::vector<double> values = values_of(bench, peer, key, variant);
   if (values.empty()) return std::nullopt;
   return median(std::move(values));
 }
 
 std::optional<double> Report::max_of(std::string_view bench, std::string_view peer,
                                      std::string_view key) const {
-  const std::vector<double> values = values_of(bench, peer, key);
+  const std::vector<double> values = values_of(bench, peer, key, {});
   if (values.empty()) return std::nullopt;
   return *std::max_element(values.begin(), values.end());
 }
@@ -141,17 +161,19 @@ void Report::print_tables(int reps) const {
   for (const BenchInfo& bench : kBenches) {
     const auto bench_rows = rows(bench.name);
     if (bench_rows.empty()) continue;
-    std::printf("\n# %s: median %s of %d (lower is better); peer/weft > 1: weft is faster\n",
-                bench.name, bench.metric, reps);
+    std::printf(
+        "\n# %s: median %s of %d (lower is better); peer/weft (weft's first variant) > 1: weft is "
+        "faster\n",
+        bench.name, bench.metric, reps);
     std::printf("# %-14s %-24s %14s %15s %10s\n", "peer", "variant", bench.metric,
                 bench.extra ? bench.extra : "", "peer/weft");
+    const auto weft = median_of(bench.name, "weft", bench.metric);
     for (const auto& [peer, variant] : bench_rows) {
       const std::string extra =
-          bench.extra ? format("%.0f", *median_of(bench.name, peer, bench.extra)) : "";
-      const auto to_weft = ratio(bench.name, peer, "weft");
-      std::printf("# %-14s %-24s %14.2f %15s %10s\n", peer.c_str(), variant.c_str(),
-                  *median_of(bench.name, peer, bench.metric), extra.c_str(),
-                  to_weft ? format("%.2f", *to_weft).c_str() : "-");
+          bench.extra ? format("%.0f", *median_of(bench.name, peer, bench.extra, variant)) : "";
+      const double value = *median_of(bench.name, peer, bench.metric, variant);
+      std::printf("# %-14s %-24s %14.2f %15s %10s\n", peer.c_str(), variant.c_str(), value,
+                  extra.c_str(), weft ? format("%.2f", value / *weft).c_str() : "-");
     }
   }
 }
@@ -159,8 +181,14 @@ void Report::print_tables(int reps) const {
 void Report::print_targets() const {
   std::printf("\n# targets (from the medians above)\n");
   const auto raw = ratio("yield_pingpong", "weft", "boost_context");
-  print_target("yield: within 2x of a raw boost::context switch", "weft/boost_context", raw,
+  print_target("yield, one body: within 2x of raw boost::context", "weft/boost_context", raw,
                raw && *raw <= 2);
+  const auto distinct = median_of("yield_pingpong", "weft", "ns_per_switch", kDistinctBodies);
+  const auto context = median_of("yield_pingpong", "boost_context", "ns_per_switch");
+  const auto distinct_raw =
+      distinct && context ? std::optional(*distinct / *context) : std::nullopt;
+  print_target("yield, distinct bodies: within 2x of raw boost::context", "weft/boost_context",
+               distinct_raw, distinct_raw && *distinct_raw <= 2);
   const auto yield = ratio("yield_pingpong", "boost_fiber", "weft");
   print_target("yield: >= 4x faster than Boost.Fiber", "boost_fiber/weft", yield,
                yield && *yield >= 4);
@@ -174,6 +202,43 @@ void Report::print_targets() const {
   print_target("skynet 1M: peak RSS under 2 GiB (largest of the reps)", "weft peak MiB",
                peak ? std::optional(*peak / 1024) : std::nullopt,
                peak && *peak < kSkynetRssLimitKb);
+}
+
+bool run_child(const std::vector<std::string>& args, Report& report) {
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) die("pipe2 failed");
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
+  std::vector<char*> argv{program_invocation_short_name};
+  for (const std::string& arg : args) {
+    argv.push_back(const_cast<char*>(arg.c_str()));
+  }
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  const int rc = ::posix_spawn(&pid, "/proc/self/exe", &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(pipe_fds[1]);
+  if (rc != 0) die(format("cannot start a child: %s", std::strerror(rc)));
+
+  FILE* child_out = ::fdopen(pipe_fds[0], "r");
+  char* line = nullptr;
+  std::size_t capacity = 0;
+  for (ssize_t length; (length = ::getline(&line, &capacity, child_out)) > 0;) {
+    report.line(std::string(line, static_cast<std::size_t>(length) - (line[length - 1] == '\n')));
+  }
+  std::free(line);
+  std::fclose(child_out);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return true;
+  std::string command;
+  for (const std::string& arg : args) {
+    command += ' ' + arg;
+  }
+  std::fprintf(stderr, "# %s: child '%s' failed (status %d)\n", program_invocation_short_name,
+               command.c_str() + 1, status);
+  return false;
 }
 
 }  // namespace weft_bench

@@ -21,6 +21,10 @@ struct BenchInfo {
   const char* extra;   // a secondary figure the table shows, or nullptr
 };
 
+/// weft's yield_pingpong variant where the two fibers run different functions (a producer
+/// and a consumer); its plain `yield` variant runs one body in both.
+inline constexpr const char* kDistinctBodies = "yield_distinct_bodies";
+
 /// The bench of that name, or nullptr.
 const BenchInfo* find_bench(std::string_view name);
 
@@ -38,9 +42,11 @@ class Report {
   /// Prints `text` on stdout at once; keeps it if it is a measurement (peer=...).
   void line(const std::string& text);
 
-  /// Median (or largest) of `key` over the lines of (bench, peer); nullopt if none.
+  /// Median (or largest) of `key` over the lines of (bench, peer, variant); nullopt if
+  /// none. No variant: the peer's first one, its main figure (weft's same-body yield,
+  /// say, beside its distinct-body one).
   std::optional<double> median_of(std::string_view bench, std::string_view peer,
-                                  std::string_view key) const;
+                                  std::string_view key, std::string_view variant = {}) const;
   std::optional<double> max_of(std::string_view bench, std::string_view peer,
                                std::string_view key) const;
   /// The (peer, variant) pairs of a bench, in the order they were first seen.
@@ -53,12 +59,16 @@ class Report {
 
  private:
   using Fields = std::map<std::string, std::string, std::less<>>;
-  std::vector<double> values_of(std::string_view bench, std::string_view peer,
-                                std::string_view key) const;
+  std::vector<double> values_of(std::string_view bench, std::string_view peer, std::string_view key,
+                                std::string_view variant) const;
   std::optional<double> ratio(std::string_view bench, std::string_view top,
                               std::string_view bottom) const;
 
   std::vector<Fields> samples_;
 };
+
+/// Runs this program again with `args` and hands every line it prints to `report`.
+/// False if the child failed (it may have been killed for memory, say).
+bool run_child(const std::vector<std::string>& args, Report& report);
 
 }  // namespace weft_bench

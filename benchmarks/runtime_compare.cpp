@@ -23,11 +23,6 @@
 // behind: the ratios err in the peers' favour. Skynet needs a fresh process per tree
 // (see skynet below).
 
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <array>
 #include <cstdint>
 #include <cstdio>
@@ -50,8 +45,6 @@
 #include "compare_measure.hpp"
 #include "compare_report.hpp"
 
-extern char** environ;
-
 namespace {
 
 using namespace weft_bench;
@@ -72,23 +65,71 @@ constexpr std::uint64_t kFanOut = 10;
 // the harness's peers (80M for raw Boost.Context, 10M for Boost.Fiber); 20M for weft,
 // so that a round lasts a few hundred ms.
 
+// Both fibers run one lambda: every switch returns to the same call site of yield(), so
+// the return stack predicts the `ret` that ends a switch (a server's connection
+// handlers are like this).
+std::uint64_t weft_same_body(std::uint64_t switches) {
+  const std::uint64_t per_fiber = switches / 2;
+  auto body = [per_fiber] {
+    for (std::uint64_t i = 0; i < per_fiber; ++i) {
+      weft::yield();
+    }
+  };
+  const std::uint64_t t0 = now_ns();
+  auto a = weft::spawn(body);
+  auto b = weft::spawn(body);
+  a.wait();
+  b.wait();
+  return now_ns() - t0;
+}
+
+// The fibers run different functions, a producer and a consumer, as most programs'
+// fibers do: a switch returns to the other function's call site of yield(). Each body
+// touches the shared slot in its own way, so the compiler cannot fold the two into one.
+struct Handoff {
+  std::uint64_t slot = 0;
+  std::uint64_t sum = 0;
+};
+
+[[gnu::noinline]] void produce(Handoff& handoff, std::uint64_t rounds) {
+  for (std::uint64_t i = 0; i < rounds; ++i) {
+    handoff.slot = i;
+    weft::yield();
+  }
+}
+
+[[gnu::noinline]] void consume(Handoff& handoff, std::uint64_t rounds) {
+  for (std::uint64_t i = 0; i < rounds; ++i) {
+    handoff.sum += handoff.slot;
+    weft::yield();
+  }
+}
+
+std::uint64_t weft_distinct_bodies(std::uint64_t switches) {
+  const std::uint64_t per_fiber = switches / 2;
+  Handoff handoff;
+  const std::uint64_t t0 = now_ns();
+  auto producer = weft::spawn([&] { produce(handoff, per_fiber); });
+  auto consumer = weft::spawn([&] { consume(handoff, per_fiber); });
+  producer.wait();
+  consumer.wait();
+  const std::uint64_t elapsed = now_ns() - t0;
+  // FIFO: the consumer runs right after the producer, so it reads each value once.
+  if (handoff.sum != per_fiber * (per_fiber - 1) / 2) die("weft yield: the consumer missed values");
+  return elapsed;
+}
+
+// The two weft variants alternate round by round, so a slow spell hits both alike.
 void weft_yield_pingpong(std::uint64_t switches, int reps, Report& report) {
   weft::run(
       [&] {
         for (int rep = -1; rep < reps; ++rep) {  // rep -1: the unprinted warm-up
-          const std::uint64_t per_fiber = (rep < 0 ? switches / 10 : switches) / 2;
-          auto body = [per_fiber] {
-            for (std::uint64_t i = 0; i < per_fiber; ++i) {
-              weft::yield();
-            }
-          };
-          const std::uint64_t t0 = now_ns();
-          auto a = weft::spawn(body);
-          auto b = weft::spawn(body);
-          a.wait();
-          b.wait();
-          const std::uint64_t t1 = now_ns();
-          if (rep >= 0) report.line(yield_line("weft", "yield", 2 * per_fiber, t1 - t0));
+          const std::uint64_t n = (rep < 0 ? switches / 10 : switches) / 2 * 2;
+          const std::uint64_t same = weft_same_body(n);
+          const std::uint64_t distinct = weft_distinct_bodies(n);
+          if (rep < 0) continue;
+          report.line(yield_line("weft", "yield", n, same));
+          report.line(yield_line("weft", kDistinctBodies, n, distinct));
         }
       },
       weft::RunOptions{.default_stack_size = kWeftStack});
@@ -389,41 +430,6 @@ void run_spawn_join(const Options& options, Report& report) {
   if (options.wants_peer("weft")) weft_spawn_join(tasks, options.reps, report);
   if (options.wants_peer("boost_context")) boost_context_spawn_join(tasks, options.reps, report);
   if (options.wants_peer("boost_fiber")) boost_fiber_spawn_join(tasks, options.reps, report);
-}
-
-// Runs this program again with `args` and hands every line it prints to `report`.
-// False if the child failed (it may have been killed for memory, say).
-bool run_child(const std::vector<std::string>& args, Report& report) {
-  int pipe_fds[2];
-  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) die("pipe2 failed");
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
-  std::vector<char*> argv{const_cast<char*>("runtime_compare")};
-  for (const std::string& arg : args) {
-    argv.push_back(const_cast<char*>(arg.c_str()));
-  }
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  const int rc = ::posix_spawn(&pid, "/proc/self/exe", &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  ::close(pipe_fds[1]);
-  if (rc != 0) die(format("cannot start a child: %s", std::strerror(rc)));
-
-  FILE* child_out = ::fdopen(pipe_fds[0], "r");
-  char* line = nullptr;
-  std::size_t capacity = 0;
-  for (ssize_t length; (length = ::getline(&line, &capacity, child_out)) > 0;) {
-    report.line(std::string(line, static_cast<std::size_t>(length) - (line[length - 1] == '\n')));
-  }
-  std::free(line);
-  std::fclose(child_out);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return true;
-  std::fprintf(stderr, "# runtime_compare: child '%s' failed (status %d)\n", args[1].c_str(),
-               status);
-  return false;
 }
 
 void run_skynet_here(const std::string& peer, const Options& options, Report& report) {
