@@ -34,6 +34,18 @@ inline std::string format(const char* fmt, ...) {
   return out;
 }
 
+/// The value of a --key=value option that must be a positive integer; dies
+/// naming the option otherwise.
+inline std::uint64_t parse_count(std::string_view key, const std::string& value) {
+  char* end = nullptr;
+  const unsigned long long count = std::strtoull(value.c_str(), &end, 10);
+  if (value.empty() || *end != '\0' || count == 0) {
+    die(format("--%.*s wants a positive integer, got '%s'", static_cast<int>(key.size()),
+               key.data(), value.c_str()));
+  }
+  return count;
+}
+
 inline std::uint64_t now_ns() {
   timespec ts;
   ::clock_gettime(CLOCK_MONOTONIC, &ts);

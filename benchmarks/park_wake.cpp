@@ -99,16 +99,6 @@ struct Options {
   bool in_process = false;
 };
 
-std::uint64_t parse_count(std::string_view key, const std::string& value) {
-  char* end = nullptr;
-  const unsigned long long count = std::strtoull(value.c_str(), &end, 10);
-  if (value.empty() || *end != '\0' || count == 0) {
-    die(format("--%.*s wants a positive integer, got '%s'", static_cast<int>(key.size()),
-               key.data(), value.c_str()));
-  }
-  return count;
-}
-
 Options parse_options(int argc, char** argv) {
   Options options;
   for (int i = 1; i < argc; ++i) {

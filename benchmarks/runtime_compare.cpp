@@ -355,16 +355,6 @@ struct Options {
   std::uint64_t size_or(std::uint64_t fallback) const { return n.value_or(fallback); }
 };
 
-std::uint64_t parse_count(std::string_view key, const std::string& value) {
-  char* end = nullptr;
-  const unsigned long long count = std::strtoull(value.c_str(), &end, 10);
-  if (value.empty() || *end != '\0' || count == 0) {
-    die(format("--%.*s wants a positive integer, got '%s'", static_cast<int>(key.size()),
-               key.data(), value.c_str()));
-  }
-  return count;
-}
-
 // The tree only divides evenly down to single leaves then.
 bool is_power_of_fan_out(std::uint64_t leaves) {
   while (leaves % kFanOut == 0) {

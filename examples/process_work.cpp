@@ -41,25 +41,13 @@ struct Counter {
 inline const weft::Command<&Counter::add> add{"add"};
 inline const weft::Command<&Counter::print> print{"print"};
 
-const char* method_name(weft::StartMethod method) {
-  switch (method) {
-    case weft::StartMethod::fork:
-      return "fork";
-    case weft::StartMethod::spawn:
-      return "spawn";
-    case weft::StartMethod::forkserver:
-      return "forkserver";
-  }
-  return "?";
-}
-
 void results_and_errors() {
   std::puts("DestroyableProcess: sum_to(1000) by each start method, then a child that throws");
   for (auto method :
        {weft::StartMethod::fork, weft::StartMethod::spawn, weft::StartMethod::forkserver}) {
     weft::DestroyableProcess work(method, sum_to, 1000);
     work.start();
-    std::printf("  %-10s pid %d -> %ld\n", method_name(method), static_cast<int>(work.pid()),
+    std::printf("  %-10s pid %d -> %ld\n", weft::to_string(method), static_cast<int>(work.pid()),
                 work.get_or_throw());
   }
   weft::DestroyableProcess failing(weft::StartMethod::forkserver, refuses);

@@ -23,7 +23,6 @@
 
 #include <weft/process/managed_process.hpp>
 
-#include <cxxabi.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -51,6 +50,7 @@
 
 #include "process/child_report.hpp"
 #include "process/periodic_schedule.hpp"
+#include "runtime/exception_text.hpp"
 
 namespace weft {
 namespace detail {
@@ -77,16 +77,6 @@ constexpr std::int64_t owner_check_ns = 100'000'000;
 constexpr int spawned_control_fd = 3;
 
 constexpr const char* managed_entry_name = "weft.managed_process";
-
-std::string what_of(const std::exception_ptr& error) {
-  try {
-    std::rethrow_exception(error);
-  } catch (const std::exception& e) {
-    return e.what();
-  } catch (...) {
-    return "an exception that is not a std::exception";
-  }
-}
 
 [[noreturn]] void throw_errno(const char* what) {
   throw std::system_error(errno, std::generic_category(), what);
@@ -135,14 +125,6 @@ CommandObjectFactory find_command_factory(const std::string& type_key) {
   return found == registry.factories.end() ? nullptr : found->second;
 }
 
-std::string type_name_of_key(const std::string& type_key) {
-  int status = 0;
-  char* demangled = abi::__cxa_demangle(type_key.c_str(), nullptr, nullptr, &status);
-  std::string name = status == 0 && demangled ? demangled : type_key;
-  std::free(demangled);
-  return name;
-}
-
 }  // namespace
 
 void register_command(const std::string& type_key, const std::string& name, CommandInvoker invoke,
@@ -174,15 +156,15 @@ void run_command_payload(const std::string& type_key, void* object,
     }
     if (!invoke) {
       log(LogLevel::error, "weft::CommandProcess: no command '" + name + "' of " +
-                               type_name_of_key(type_key) + " (or more than one)");
+                               demangled_name(type_key.c_str()) + " (or more than one)");
       return;
     }
     invoke(object, payload);
   } catch (...) {
     try {
       log(LogLevel::error, "weft::CommandProcess: command '" + name + "' of " +
-                               type_name_of_key(type_key) +
-                               " failed: " + what_of(std::current_exception()));
+                               demangled_name(type_key.c_str()) +
+                               " failed: " + exception_text(std::current_exception()));
     } catch (...) {
     }
   }
@@ -411,8 +393,8 @@ void run_managed_child(const ChildConfig& config, const ChildFunctions& function
     if (functions.cleanup) functions.cleanup();
   } catch (...) {
     if (failure) {
-      log(LogLevel::warning,
-          "managed process: cleanup threw after an error: " + what_of(std::current_exception()));
+      log(LogLevel::warning, "managed process: cleanup threw after an error: " +
+                                 exception_text(std::current_exception()));
     } else {
       failure = std::current_exception();
     }
@@ -470,7 +452,7 @@ void run_spawned_managed_child(const std::string& encoded) {
     const CommandObjectFactory factory = find_command_factory(command_type);
     if (!factory) {
       throw std::invalid_argument("weft::CommandProcess: no weft::Command of " +
-                                  type_name_of_key(command_type) + " in this program");
+                                  demangled_name(command_type.c_str()) + " in this program");
     }
     functions.make_item_runner = [factory, type = command_type,
                                   object = has_object ? std::optional(object) : std::nullopt] {

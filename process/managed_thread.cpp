@@ -17,6 +17,7 @@
 #include <weft/runtime/log.hpp>
 
 #include "process/periodic_schedule.hpp"
+#include "runtime/exception_text.hpp"
 
 #include <pthread.h>
 
@@ -51,16 +52,6 @@ enum class Ask {
 // A waiting condition variable's deadline: far enough to mean "later", near
 // enough that no implementation overflows converting it.
 constexpr std::chrono::hours longest_wait(24);
-
-std::string what_of(const std::exception_ptr& error) {
-  try {
-    std::rethrow_exception(error);
-  } catch (const std::exception& e) {
-    return e.what();
-  } catch (...) {
-    return "an exception that is not a std::exception";
-  }
-}
 
 }  // namespace
 
@@ -205,8 +196,8 @@ void shutdown_at_exit() noexcept {
   try {
     shutdown_all(EventCount::caller_deadline(std::chrono::seconds(1)), true);
   } catch (...) {
-    log(LogLevel::error,
-        "managed threads: the shutdown at exit failed: " + what_of(std::current_exception()));
+    log(LogLevel::error, "managed threads: the shutdown at exit failed: " +
+                             exception_text(std::current_exception()));
   }
 }
 
@@ -413,14 +404,14 @@ void ManagedThreadState::thread_main() noexcept {
     } catch (...) {
       if (failure) {
         log(LogLevel::warning, "managed thread '" + name + "': cleanup threw after an error: " +
-                                   what_of(std::current_exception()));
+                                   exception_text(std::current_exception()));
       } else {
         failure = std::current_exception();
       }
     }
     if (failure) {
       log(LogLevel::info,
-          "managed thread '" + name + "' ended by an exception: " + what_of(failure));
+          "managed thread '" + name + "' ended by an exception: " + exception_text(failure));
     }
     {
       std::lock_guard lock(mutex);

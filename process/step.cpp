@@ -109,7 +109,6 @@ bool SigintWatch::seen() const noexcept {
   return active_ && sigints.load() != first_;
 }
 
-
 int exit_code_of(int wait_status) noexcept {
   if (WIFEXITED(wait_status)) return WEXITSTATUS(wait_status);
   if (WIFSIGNALED(wait_status)) return -WTERMSIG(wait_status);
@@ -139,11 +138,15 @@ ChildStepFrame parse_child_step_frame(std::string_view frame) {
   return parsed;
 }
 
-std::string demangled_name(const std::type_info& type) {
+std::string demangled_name(const char* mangled) {
   int status = 0;
   std::unique_ptr<char, void (*)(void*)> name(
-      abi::__cxa_demangle(type.name(), nullptr, nullptr, &status), std::free);
-  return status == 0 && name ? std::string(name.get()) : std::string(type.name());
+      abi::__cxa_demangle(mangled, nullptr, nullptr, &status), std::free);
+  return status == 0 && name ? std::string(name.get()) : std::string(mangled);
+}
+
+std::string demangled_name(const std::type_info& type) {
+  return demangled_name(type.name());
 }
 
 }  // namespace detail

@@ -1,9 +1,14 @@
 #include <weft/runtime/log.hpp>
 
+#include <weft/runtime/errors.hpp>
+
+#include "runtime/exception_text.hpp"
+
 #include <cstdio>
 #include <exception>
 #include <mutex>
 #include <shared_mutex>
+#include <string>
 #include <utility>
 
 namespace weft {
@@ -62,6 +67,18 @@ void log(LogLevel level, std::string_view message) noexcept {
   } catch (...) {
     std::fprintf(stderr, "weft: the log handler threw; the message was: %.*s\n",
                  static_cast<int>(message.size()), message.data());
+  }
+}
+
+std::string exception_text(const std::exception_ptr& error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (const FiberExit& e) {
+    return e.what();
+  } catch (...) {
+    return "unknown exception";
   }
 }
 

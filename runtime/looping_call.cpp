@@ -9,6 +9,8 @@
 #include <weft/runtime/log.hpp>
 #include <weft/runtime/timeout.hpp>
 
+#include "runtime/exception_text.hpp"
+
 namespace weft {
 
 namespace {
@@ -17,18 +19,6 @@ std::string seconds_text(double seconds) {
   char text[64];
   std::snprintf(text, sizeof text, "%.2f", seconds);
   return text;
-}
-
-std::string what_of(const std::exception_ptr& error) {
-  try {
-    std::rethrow_exception(error);
-  } catch (const std::exception& e) {
-    return e.what();
-  } catch (const FiberExit& e) {
-    return e.what();
-  } catch (...) {
-    return "unknown exception";
-  }
 }
 
 // oslo's _safe_wrapper: with stop_on_exception false, a failed call is
@@ -96,7 +86,7 @@ void LoopRunBase::idle_until(TimePoint deadline) {
 
 void log_looping_call_failure(const char* kind, const std::exception_ptr& error) noexcept {
   try {
-    detail::log(LogLevel::error, std::string(kind) + " failed: " + what_of(error));
+    detail::log(LogLevel::error, std::string(kind) + " failed: " + exception_text(error));
   } catch (...) {
     detail::log(LogLevel::error, "a looping call failed (and describing it failed too)");
   }
@@ -261,8 +251,9 @@ bool from_enclosing_timeout(const std::exception_ptr& error,
 
 void log_retry(int retry, const std::exception_ptr& error, double sleep_seconds) noexcept {
   try {
-    detail::log(LogLevel::debug, "retry: " + what_of(error) + "; retry " + std::to_string(retry) +
-                                     " in " + seconds_text(sleep_seconds) + " sec");
+    detail::log(LogLevel::debug, "retry: " + exception_text(error) + "; retry " +
+                                     std::to_string(retry) + " in " + seconds_text(sleep_seconds) +
+                                     " sec");
   } catch (...) {
   }
 }

@@ -83,15 +83,7 @@ class ChildProcessLeakCheck : public HubWorkerLeakCheck {
 
 /// Names the instances of a test parametrised over the start methods.
 inline std::string start_method_name(const ::testing::TestParamInfo<weft::StartMethod>& info) {
-  switch (info.param) {
-    case weft::StartMethod::fork:
-      return "fork";
-    case weft::StartMethod::spawn:
-      return "spawn";
-    case weft::StartMethod::forkserver:
-      return "forkserver";
-  }
-  return "unknown";
+  return weft::to_string(info.param);
 }
 
 /// All three start methods, for INSTANTIATE_TEST_SUITE_P.

@@ -38,3 +38,16 @@ class HangWatchdog {
   bool done_ = false;
   std::thread thread_;  // last: starts once the rest is ready
 };
+
+/// Polls `done` every millisecond until it is true (true) or `bound` has
+/// passed (false): for a state another thread or process reaches soon, where
+/// no event says so. The bound is a hang guard, not a timing requirement.
+template <class Done>
+[[nodiscard]] bool eventually(Done&& done, std::chrono::seconds bound = std::chrono::seconds(60)) {
+  const auto give_up = std::chrono::steady_clock::now() + bound;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > give_up) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}

@@ -89,16 +89,6 @@ std::vector<std::string> lines_of(const std::string& name) {
   return lines;
 }
 
-template <class Done>
-[[nodiscard]] bool eventually(Done&& done) {
-  const auto give_up = Clock::now() + upper_bound;
-  while (!done()) {
-    if (Clock::now() > give_up) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
-
 std::int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
       .count();

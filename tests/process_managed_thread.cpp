@@ -45,16 +45,6 @@ namespace {
 
 constexpr auto upper_bound = 60s;
 
-template <class Done>
-[[nodiscard]] bool eventually(Done&& done) {
-  const auto give_up = Clock::now() + upper_bound;
-  while (!done()) {
-    if (Clock::now() > give_up) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
-
 // A gate that threads wait at until it is opened (or the hang bound passes).
 class Gate {
  public:

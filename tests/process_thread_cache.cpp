@@ -26,6 +26,8 @@
 
 #include <weft/process/thread_cache.hpp>
 
+#include "hang_watchdog.hpp"
+
 using namespace std::chrono_literals;
 using weft::ThreadCache;
 using weft::ThreadCacheOptions;
@@ -76,16 +78,6 @@ std::size_t directory_entries(const char* path) {
 
 std::size_t thread_count() {
   return directory_entries("/proc/self/task");
-}
-
-template <class Done>
-[[nodiscard]] bool eventually(Done&& done) {
-  const auto give_up = std::chrono::steady_clock::now() + upper_bound;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > give_up) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
 }
 
 // Runs `n` jobs that are all running at the same moment (so on `n` different
@@ -285,9 +277,9 @@ TEST(ThreadCache, IdleWorkersExitAfterTheIdleTimeoutLeavingNoThreadsOrFds) {
   const std::size_t fds_before = directory_entries("/proc/self/fd");
   ThreadCache cache(ThreadCacheOptions{.idle_timeout = 10ms});
   run_at_once(cache, 3);
-  EXPECT_TRUE(eventually([&] { return cache.total_workers() == 0; }));
+  EXPECT_TRUE(eventually([&] { return cache.total_workers() == 0; }, upper_bound));
   EXPECT_EQ(cache.idle_workers(), 0u);
-  EXPECT_TRUE(eventually([&] { return thread_count() <= threads_before; }));
+  EXPECT_TRUE(eventually([&] { return thread_count() <= threads_before; }, upper_bound));
   EXPECT_EQ(directory_entries("/proc/self/fd"), fds_before);
 
   // The cache still works and starts a fresh worker.
@@ -328,8 +320,8 @@ TEST(ThreadCache, EveryJobIsDeliveredOnceWhileIdleWorkersRaceToExit) {
     EXPECT_EQ(ran[job].load(), 1) << "job " << job;
     EXPECT_EQ(delivered[job].load(), 1) << "job " << job;
   }
-  EXPECT_TRUE(eventually([&] { return cache.total_workers() == 0; }));
-  EXPECT_TRUE(eventually([&] { return thread_count() <= threads_before; }));
+  EXPECT_TRUE(eventually([&] { return cache.total_workers() == 0; }, upper_bound));
+  EXPECT_TRUE(eventually([&] { return thread_count() <= threads_before; }, upper_bound));
 }
 
 TEST(ThreadCache, AnExceptionFromDeliverIsReportedAndTheWorkerIsReused) {
@@ -393,7 +385,7 @@ TEST(ThreadCache, DestructionStopsIdleWorkersAndLeavesNoThreads) {
     run_at_once(cache, 4);
     ASSERT_EQ(cache.idle_workers(), 4u);
   }
-  EXPECT_TRUE(eventually([&] { return thread_count() <= threads_before; }));
+  EXPECT_TRUE(eventually([&] { return thread_count() <= threads_before; }, upper_bound));
 }
 
 TEST(ThreadCache, DestructionDoesNotWaitForABusyWorkerWhichStillDeliversAndExits) {
@@ -413,7 +405,7 @@ TEST(ThreadCache, DestructionDoesNotWaitForABusyWorkerWhichStillDeliversAndExits
   ASSERT_EQ(destroyed.wait_for(upper_bound), std::future_status::ready);
   release.count_down();
   EXPECT_TRUE(delivered.wait());
-  EXPECT_TRUE(eventually([&] { return thread_count() <= threads_before; }));
+  EXPECT_TRUE(eventually([&] { return thread_count() <= threads_before; }, upper_bound));
 }
 
 TEST(ThreadCache, StartThreadSoonThrowsLogicErrorWhileTheCacheIsBeingDestroyed) {
@@ -438,7 +430,7 @@ TEST(ThreadCache, StartThreadSoonThrowsLogicErrorWhileTheCacheIsBeingDestroyed) 
   std::thread destroyer([&] { storage.reset(); });
   // The destructor marks the cache closing before it tells the idle worker to
   // exit, and it waits for the busy one (up to a second) while we call it.
-  EXPECT_TRUE(eventually([&] { return cache->total_workers() == 1; }));
+  EXPECT_TRUE(eventually([&] { return cache->total_workers() == 1; }, upper_bound));
   release.count_down();
   destroyer.join();
   EXPECT_TRUE(delivered.wait());

@@ -24,11 +24,8 @@ class WithoutProcessMain : public weft_test::ChildProcessLeakCheck,
                            public ::testing::WithParamInterface<weft::StartMethod> {};
 
 INSTANTIATE_TEST_SUITE_P(StartMethods, WithoutProcessMain,
-                         ::testing::Values(weft::StartMethod::spawn,
-                                           weft::StartMethod::forkserver),
-                         [](const auto& info) {
-                           return info.param == weft::StartMethod::spawn ? "spawn" : "forkserver";
-                         });
+                         ::testing::Values(weft::StartMethod::spawn, weft::StartMethod::forkserver),
+                         weft_test::start_method_name);
 
 }  // namespace
 

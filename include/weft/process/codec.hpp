@@ -88,6 +88,8 @@ concept has_codec_or_void = std::is_void_v<T> || has_codec<T>;
 
 /// The type's name as written in C++ (abi::__cxa_demangle); defined in step.cpp.
 std::string demangled_name(const std::type_info& type);
+/// The same for a mangled name, as std::type_info::name() gives it.
+std::string demangled_name(const char* mangled);
 
 template <class T>
 struct CodecTypeName {

@@ -46,6 +46,19 @@ namespace weft {
 
 enum class StartMethod { fork, spawn, forkserver };
 
+/// "fork", "spawn" or "forkserver".
+constexpr const char* to_string(StartMethod method) noexcept {
+  switch (method) {
+    case StartMethod::fork:
+      return "fork";
+    case StartMethod::spawn:
+      return "spawn";
+    case StartMethod::forkserver:
+      return "forkserver";
+  }
+  return "unknown";
+}
+
 namespace detail {
 
 /// Runs a registered function in a spawned child: decodes its arguments from
@@ -156,8 +169,7 @@ namespace detail {
 /// What a `spawn` or `forkserver` start of a plain callable throws.
 [[noreturn]] inline void throw_not_an_entry(StartMethod method, const char* who) {
   throw std::invalid_argument(
-      std::string(who) + ": StartMethod::" +
-      (method == StartMethod::spawn ? "spawn" : "forkserver") +
+      std::string(who) + ": StartMethod::" + to_string(method) +
       " runs a weft::ProcessEntry (a plain callable cannot cross into a fresh process)");
 }
 
