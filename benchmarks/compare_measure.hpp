@@ -34,6 +34,17 @@ inline std::string format(const char* fmt, ...) {
   return out;
 }
 
+/// A command-line argument split at its first '=': {"--key", "value"}; the
+/// value is empty when there is no '='.
+struct Argument {
+  std::string_view key;
+  std::string value;
+};
+inline Argument split_argument(std::string_view arg) {
+  const std::size_t eq = arg.find('=');
+  return {arg.substr(0, eq), std::string(eq == std::string_view::npos ? "" : arg.substr(eq + 1))};
+}
+
 /// The value of a --key=value option that must be a positive integer; dies
 /// naming the option otherwise.
 inline std::uint64_t parse_count(std::string_view key, const std::string& value) {

@@ -103,9 +103,7 @@ Options parse_options(int argc, char** argv) {
   Options options;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
-    const std::size_t eq = arg.find('=');
-    const std::string_view key = arg.substr(0, eq);
-    const std::string value(eq == std::string_view::npos ? "" : arg.substr(eq + 1));
+    const auto [key, value] = split_argument(arg);
     if (key == "--n") {
       options.n = parse_count("n", value);
     } else if (key == "--reps") {

@@ -372,7 +372,7 @@ void HubCore::poll(std::optional<std::chrono::nanoseconds> max_wait, bool collec
   }
   if (!timers_.empty() && (!max_wait || max_wait->count() > 0)) {
     const auto until_timer =
-        std::chrono::nanoseconds(std::max<std::int64_t>(0, timers_.top()->deadline_ns - now_ns()));
+        std::chrono::nanoseconds(std::max<std::int64_t>(0, timers_.top_deadline() - now_ns()));
     if (!max_wait || until_timer < *max_wait) max_wait = until_timer;
   }
   if ((!max_wait || max_wait->count() > 0) && remote_wakeups_expected_ > 0 &&
@@ -395,7 +395,7 @@ void HubCore::poll(std::optional<std::chrono::nanoseconds> max_wait, bool collec
 bool HubCore::virtual_timer_pending() const noexcept {
   // A timer at the largest deadline never fires (detail/deadline.hpp): jumping
   // to it would end a wait for ever. The hub waits for real instead.
-  return !timers_.empty() && timers_.top()->deadline_ns != std::numeric_limits<std::int64_t>::max();
+  return !timers_.empty() && timers_.top_deadline() != std::numeric_limits<std::int64_t>::max();
 }
 
 void HubCore::jump_to_next_timer(bool collect) {
@@ -408,7 +408,7 @@ void HubCore::jump_to_next_timer(bool collect) {
   backend_->wait(std::chrono::nanoseconds{0}, collect);
   const bool ran_posts = remote_.run_pending(post_error_handler()) != 0;
   if (ready_.empty() && !ran_posts && virtual_timer_pending())
-    virtual_now_ns_ = std::max(virtual_now_ns_, timers_.top()->deadline_ns);
+    virtual_now_ns_ = std::max(virtual_now_ns_, timers_.top_deadline());
   fire_due_timers();
 }
 
@@ -448,8 +448,18 @@ inline void HubCore::fire_due_timers() noexcept {
 
 void HubCore::run_ready() {
   round_budget_ = ready_.size();
-  if (FiberBase* next = pick_next()) jump(&loop_context_, next);
-  round_budget_ = 0;
+  for (;;) {
+    if (FiberBase* next = pick_next()) jump(&loop_context_, next);
+    if (round_budget_ == 0) return;  // the round is over; else it paused for a look
+    look_inside_round();
+  }
+}
+
+void HubCore::look_inside_round() {
+  // Nothing here waits: the rest of the round is ready to run.
+  remote_.run_pending(post_error_handler());
+  if (backend_->needs_polling()) backend_->wait(std::chrono::nanoseconds{0});
+  fire_due_timers();
 }
 
 void HubCore::run_until(const std::function<bool()>& done) {
@@ -473,7 +483,7 @@ std::optional<std::chrono::nanoseconds> HubCore::next_deadline() const {
   if (timers_.empty()) return std::nullopt;
   // Virtual time passes in run_once, at once: the host loop must not sleep for it.
   if (virtual_clock_ && virtual_timer_pending()) return std::chrono::nanoseconds{0};
-  return std::chrono::nanoseconds(std::max<std::int64_t>(0, timers_.top()->deadline_ns - now_ns()));
+  return std::chrono::nanoseconds(std::max<std::int64_t>(0, timers_.top_deadline() - now_ns()));
 }
 
 void HubCore::request_stop() noexcept {

@@ -6,7 +6,9 @@
 // posts and due timers, then run every fiber that was ready at that moment,
 // each to its next suspension point. Fibers made ready during a round (spawned,
 // yielded, woken) run in the next one, so I/O is polled between them and no
-// fiber can starve the others.
+// fiber can starve the others. Inside a long round the loop still looks at
+// timers, completions and posts every 64 fibers; what they wake joins the
+// back of the queue.
 //
 // Switching. A fiber that suspends switches straight to the next ready fiber;
 // only at the end of a round does control go back to the loop context (the
@@ -249,6 +251,12 @@ class HubCore {
         if (loop_has_work()) return nullptr;
         round_budget_ = ready_.size();  // the next round, started in place
       }
+      // Every look_interval fibers, a look at timers, io and posts: the rest
+      // of the round waits for it (round_budget_ is kept).
+      if (--until_look_ == 0) [[unlikely]] {
+        until_look_ = look_interval;
+        if (work_for_a_look()) return nullptr;
+      }
       FiberBase* next = ready_.pop_front();
       if (!next) {
         round_budget_ = 0;
@@ -259,9 +267,11 @@ class HubCore {
         return next;
     }
   }
-  bool loop_has_work() const noexcept {
-    return !chain_rounds_ || attention_ || !timers_.empty() || backend_->needs_polling() ||
-           remote_.maybe_pending();
+  bool loop_has_work() const noexcept { return !chain_rounds_ || attention_ || work_for_a_look(); }
+  /// What a look inside a round attends to: a timer that may be due,
+  /// completions, posts from other threads.
+  bool work_for_a_look() const noexcept {
+    return !timers_.empty() || backend_->needs_polling() || remote_.maybe_pending();
   }
   __attribute__((always_inline)) void jump(FiberBase* from, FiberBase* to) noexcept {
     from->caught_exceptions_ = exception_globals_->caught_exceptions;
@@ -310,13 +320,20 @@ class HubCore {
   void trim_idle_stacks() noexcept;
   bool spin_for_remote_post(std::optional<std::chrono::nanoseconds> max_wait) noexcept;
   void run_ready();
+  void look_inside_round();
 
   Hub& owner_;
   IntrusiveList<FiberBase, ReadyTag> ready_;
   IntrusiveList<FiberBase, LiveTag> live_;
   std::size_t round_budget_ = 0;  // fibers of the current round still to run
-  bool chain_rounds_ = false;     // may a round start without the loop polling?
-  bool attention_ = false;        // a fiber ended: the loop must look
+  // A long round (100k fibers just spawned) must not hold back timers and io
+  // until it ends: every look_interval fibers the loop looks at them (tokio's
+  // scheduler checks its drivers every 61 tasks). Whatever that makes ready
+  // joins the back of the queue, so FIFO order and yield()'s promise hold.
+  static constexpr std::uint32_t look_interval = 64;
+  std::uint32_t until_look_ = look_interval;
+  bool chain_rounds_ = false;  // may a round start without the loop polling?
+  bool attention_ = false;     // a fiber ended: the loop must look
   bool stop_requested_ = false;
   const bool virtual_clock_;
   std::atomic<bool> stop_flag_{false};

@@ -1,5 +1,7 @@
 #include "runtime/timer_heap.hpp"
 
+#include <algorithm>
+
 namespace weft::detail {
 
 namespace {
@@ -8,65 +10,65 @@ constexpr std::size_t arity = 4;
 
 void TimerHeap::arm(TimerNode* node, std::int64_t deadline_ns) {
   disarm(node);
+  // Room first: nothing below may throw once the node is half armed.
+  if (heap_.size() == heap_.capacity()) heap_.reserve(std::max<std::size_t>(64, 2 * heap_.size()));
+  std::uint32_t slot = free_slot_;
+  if (slot == TimerNode::not_armed) {
+    slot = static_cast<std::uint32_t>(slots_.size());
+    slots_.push_back(Slot{node, 0});
+  } else {
+    free_slot_ = slots_[slot].index;
+    slots_[slot].node = node;
+  }
+  node->slot = slot;
   node->deadline_ns = deadline_ns;
   node->sequence = next_sequence_++;
-  heap_.push_back(node);
-  node->heap_index = static_cast<std::uint32_t>(heap_.size() - 1);
-  sift_up(heap_.size() - 1);
-}
-
-void TimerHeap::disarm(TimerNode* node) noexcept {
-  if (node->armed()) remove_at(node->heap_index);
-}
-
-TimerNode* TimerHeap::pop_due(std::int64_t now_ns) noexcept {
-  if (heap_.empty() || heap_.front()->deadline_ns > now_ns) return nullptr;
-  TimerNode* node = heap_.front();
-  remove_at(0);
-  return node;
+  heap_.push_back(Entry{deadline_ns, node->sequence, slot});
+  sift_up(heap_.size() - 1, heap_.back());
 }
 
 void TimerHeap::remove_at(std::size_t index) noexcept {
-  TimerNode* removed = heap_[index];
-  TimerNode* last = heap_.back();
+  const std::uint32_t slot = heap_[index].slot;
+  slots_[slot].node->slot = TimerNode::not_armed;
+  slots_[slot].index = free_slot_;
+  free_slot_ = slot;
+  const Entry last = heap_.back();
   heap_.pop_back();
-  removed->heap_index = TimerNode::not_armed;
   if (index == heap_.size()) return;
-  place(index, last);
   if (index > 0 && earlier(last, heap_[(index - 1) / arity])) {
-    sift_up(index);
+    sift_up(index, last);
   } else {
-    sift_down(index);
+    sift_down(index, last);
   }
 }
 
-void TimerHeap::sift_up(std::size_t index) noexcept {
-  TimerNode* node = heap_[index];
+// Both sifts carry `entry` down (or up) the hole at `index` and write it once,
+// where it belongs.
+void TimerHeap::sift_up(std::size_t index, Entry entry) noexcept {
   while (index > 0) {
-    std::size_t parent = (index - 1) / arity;
-    if (!earlier(node, heap_[parent])) break;
+    const std::size_t parent = (index - 1) / arity;
+    if (!earlier(entry, heap_[parent])) break;
     place(index, heap_[parent]);
     index = parent;
   }
-  place(index, node);
+  place(index, entry);
 }
 
-void TimerHeap::sift_down(std::size_t index) noexcept {
-  TimerNode* node = heap_[index];
+void TimerHeap::sift_down(std::size_t index, Entry entry) noexcept {
   const std::size_t count = heap_.size();
   for (;;) {
-    std::size_t first_child = index * arity + 1;
+    const std::size_t first_child = index * arity + 1;
     if (first_child >= count) break;
     std::size_t best = first_child;
-    std::size_t end = first_child + arity < count ? first_child + arity : count;
+    const std::size_t end = first_child + arity < count ? first_child + arity : count;
     for (std::size_t child = first_child + 1; child < end; ++child) {
       if (earlier(heap_[child], heap_[best])) best = child;
     }
-    if (!earlier(heap_[best], node)) break;
+    if (!earlier(heap_[best], entry)) break;
     place(index, heap_[best]);
     index = best;
   }
-  place(index, node);
+  place(index, entry);
 }
 
 }  // namespace weft::detail

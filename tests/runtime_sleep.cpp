@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <vector>
 
@@ -87,5 +88,42 @@ TEST(Sleep, AYieldingFiberDoesNotStarveSleepers) {
     while (!woke)
       weft::yield();
     SUCCEED();
+  });
+}
+
+TEST(Sleep, ATimerDueDuringALongRoundFiresInsideItAndJoinsTheBackOfTheQueue) {
+  // 256 fibers each hold the CPU for 20 us, then yield: one round of them
+  // lasts at least 5 ms. A sleeper whose 1 ms deadline passes during that
+  // round is woken inside it (the hub looks at its timers every 64 fibers),
+  // so it runs before the fibers that yield after that look have run again,
+  // and not first: it joins the back of the queue. Only "not before" holds
+  // in real time, so the round is made long by the clock, not by a count.
+  weft::run([] {
+    constexpr int busy = 256;
+    std::vector<int> order;  // -1: the sleeper; i: fiber i after its yield
+    const auto deadline = std::chrono::steady_clock::now() + 1ms;
+    weft::spawn_n([&] {
+      weft::sleep(1ms);
+      EXPECT_GE(std::chrono::steady_clock::now(), deadline);
+      order.push_back(-1);
+    });
+    for (int i = 0; i < busy; ++i) {
+      weft::spawn_n([&, i] {
+        const auto until = std::chrono::steady_clock::now() + 20us;
+        while (std::chrono::steady_clock::now() < until) {
+        }
+        weft::yield();
+        order.push_back(i);
+      });
+    }
+    while (order.size() < busy + 1)
+      weft::sleep(1ms);
+    const auto sleeper = std::find(order.begin(), order.end(), -1) - order.begin();
+    EXPECT_GT(sleeper, 0) << "it became ready after fiber 0 yielded";
+    EXPECT_LT(sleeper, busy) << "it waited for the whole round to end";
+    // Everyone else kept FIFO order around it.
+    order.erase(order.begin() + sleeper);
+    for (int i = 0; i < busy; ++i)
+      ASSERT_EQ(order[i], i);
   });
 }

@@ -1,6 +1,8 @@
 // The stack pool: LIFO reuse, guard pages, and giving cold stacks' memory back.
 
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -80,6 +82,49 @@ TEST(StackPool, TrimDoesAtMostItsBudgetPerCall) {
     EXPECT_EQ(resident_pages(stacks[i]), 0u);
 }
 
+TEST(StackPool, TrimKeepingMoreThanTheUntrimmedStacksDoesNothing) {
+  // A later trim that keeps more stacks hot than the last one left untrimmed
+  // (fewer idle stacks now than were trimmed then) gives nothing back.
+  StackPool pool(16 * 1024);
+  std::vector<Stack> stacks;
+  for (int i = 0; i < 40; ++i) {
+    stacks.push_back(pool.acquire());
+    std::memset(stacks.back().base, 1, stacks.back().size);
+  }
+  for (const Stack& s : stacks)
+    pool.release(s);
+  pool.trim(/*keep=*/10, /*budget=*/1000);
+  pool.trim(/*keep=*/35, /*budget=*/1000);
+  for (int i = 30; i < 40; ++i)
+    EXPECT_GT(resident_pages(stacks[i]), 0u) << "hot stack " << i;
+}
+
+TEST(StackPool, AFreshStackHoldsItsTopPageBeforeItsFirstUse) {
+  // Populated in one call per slab where the kernel takes process_madvise on
+  // the calling process (Linux 6.13+); elsewhere the page is left to be
+  // faulted in, as any page is.
+  const int self = static_cast<int>(syscall(SYS_pidfd_open, getpid(), 0));
+  ASSERT_GE(self, 0);
+  const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  void* probe_page =
+      mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(probe_page, MAP_FAILED);
+  iovec probe{probe_page, page};
+  constexpr int madv_populate_write = 23;
+  const bool batch_advice =
+      syscall(SYS_process_madvise, self, &probe, 1, madv_populate_write, 0) >= 0;
+  munmap(probe_page, page);
+  close(self);
+  StackPool pool(64 * 1024);
+  for (int i = 0; i < 20; ++i) {
+    const Stack stack = pool.acquire();
+    unsigned char top = 0;
+    ASSERT_EQ(mincore(static_cast<char*>(stack.base) + stack.size - page, page, &top), 0);
+    EXPECT_EQ(top & 1, batch_advice ? 1 : 0) << "stack " << i;
+    EXPECT_EQ(resident_pages(stack), batch_advice ? 1u : 0u) << "only the top page";
+  }
+}
+
 using StackPoolDeathTest = testing::Test;
 
 TEST_F(StackPoolDeathTest, TheGuardPageBelowAStackFaults) {
@@ -89,6 +134,21 @@ TEST_F(StackPoolDeathTest, TheGuardPageBelowAStackFaults) {
         StackPool pool(16 * 1024);
         Stack stack = pool.acquire();
         static_cast<volatile char*>(stack.base)[-1] = 1;
+      },
+      "");
+}
+
+TEST_F(StackPoolDeathTest, EveryStackOfALargeSlabHasItsGuardPage) {
+  // Guards are installed for a whole slab at once: the last stack of a slab
+  // of 64 is guarded too (slabs hold 4, 8, 16, 32, then 64 stacks).
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        StackPool pool(16 * 1024);
+        Stack last{};
+        for (int i = 0; i < 4 + 8 + 16 + 32 + 64; ++i)
+          last = pool.acquire();
+        static_cast<volatile char*>(last.base)[-1] = 1;
       },
       "");
 }
