@@ -3,8 +3,8 @@
 # land in the same tables as Boost.Context, Boost.Fiber, Go and tokio from the same run,
 # with a weft_better_x column (> 1: weft wins by that factor).
 #
-#   benchmarks/run_with_peers.sh            the yield, spawn, skynet and park_wake groups, RUNS=3
-#                                           (~5 min)
+#   benchmarks/run_with_peers.sh            the yield, spawn, skynet, park_wake and timer groups,
+#                                           RUNS=3 (~7 min)
 #   QUICK=1 benchmarks/run_with_peers.sh    smoke test: the harness's small sizes, for weft too
 #   ONLY=yield,chan,spawn ...               other harness groups (yield chan spawn skynet echo handoff
 #                                           timer), and park_wake (weft's and Go's; not a run_all.sh
@@ -34,7 +34,7 @@ if [[ ! -f "$BUILD/build.ninja" ]]; then
   meson setup "$BUILD" "$ROOT" --buildtype=release
 fi
 # -j1: the box has two cores and is shared with other builds.
-ninja -C "$BUILD" -j1 benchmarks/runtime_compare benchmarks/park_wake
+ninja -C "$BUILD" -j1 benchmarks/runtime_compare benchmarks/park_wake benchmarks/timer_compare
 
 cmds="$(mktemp --suffix=.cmds)"
 trap 'rm -f "$cmds"' EXIT
@@ -47,9 +47,11 @@ if [[ "${QUICK:-0}" == 1 ]]; then
           -e '/--bench=spawn_join/ s/$/ --n=20000/'
           -e '/--bench=skynet/ s/$/ --n=100000/'
           -e '/park_wake/ s/-n=1000000/-n=100000/'
-          -e '/park_wake/ s/-n=200000/-n=20000/')
+          -e '/park_wake/ s/-n=200000/-n=20000/'
+          -e '/--bench=timer_cancel/ s/$/ --n=100000/'
+          -e '/--bench=timer_fire/ s/$/ --n=20000/')
 fi
-ONLY="${ONLY:-yield,spawn,skynet,park_wake}"
+ONLY="${ONLY:-yield,spawn,skynet,park_wake,timer}"
 # run_all.sh has no park_wake group: the Go peer's lines (GOMAXPROCS=1, as in RESULTS.md)
 # go in with weft's. summarize.py groups rows by peer, variant and threads but not n, so
 # each park_wake line appends its size to the variant, or 200k and 1M would be one row

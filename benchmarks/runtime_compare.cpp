@@ -176,8 +176,9 @@ void boost_fiber_yield_pingpong(std::uint64_t switches, int reps, Report& report
 }
 
 // ------------------------------------------------------------------- spawn + join
-// Create n tasks that do nothing, all of them first, then join each. One unprinted
-// full-size warm-up round, so allocator caches and stack pools are primed.
+// Create n tasks that do nothing, all of them first, then join each. One full-size
+// warm-up round first, so allocator caches and stack pools are primed; it is printed
+// as variant=first_round (the cold figure: a fresh hub's first n fibers).
 
 void weft_spawn_join(std::uint64_t tasks, int reps, Report& report) {
   weft::run(
@@ -196,7 +197,10 @@ void weft_spawn_join(std::uint64_t tasks, int reps, Report& report) {
           }
           const std::uint64_t t1 = now_ns();
           if (ran != tasks) die("weft spawn_join: not every fiber ran");
-          if (rep >= 0) report.line(spawn_line("weft", "pooled64k", tasks, t1 - t0, rss));
+          // The warm-up is the first round of a fresh hub: its stacks not yet pooled,
+          // and, in a fresh process (--bench=spawn_join), its heap not yet grown.
+          report.line(
+              spawn_line("weft", rep < 0 ? "first_round" : "pooled64k", tasks, t1 - t0, rss));
         }
       },
       weft::RunOptions{.default_stack_size = kWeftStack});
