@@ -156,6 +156,39 @@ class HubCore {
     switch_out(&self);
     throw_if_interrupted(self);
   }
+  /// weft::yield as two halves around a switch inlined into its caller
+  /// (detail/inline_switch.hpp): yield_begin does all of yield_now up to the
+  /// switch and returns the context to switch to, handing the caller as
+  /// `self`; nullptr when there is none (the caller is the only fiber ready),
+  /// or when it did the whole yield itself (sanitizer builds, whose switch
+  /// annotations need the library's switch).
+  void* yield_begin(FiberBase*& self_out) {
+    if constexpr (built_with_asan || built_with_tsan) {
+      yield_now();
+      return nullptr;
+    }
+    FiberBase& self = require_fiber("weft::yield");
+    throw_if_interrupted(self);
+    self.state_ = FiberState::ready;
+    self.wait_reason_ = "yield";
+    ready_.push_back(&self);
+    FiberBase* next = pick_next();
+    if (next == &self) {
+      self.state_ = FiberState::running;
+      return nullptr;
+    }
+    FiberBase* to = next ? next : &loop_context_;
+    leave_for(&self, to);
+    self_out = &self;
+    return to->context_;
+  }
+  /// The half after the switch: `from_context` and `from` are what the
+  /// resuming side handed over.
+  void yield_end(void* from_context, void* from) {
+    after_resume(boost::context::detail::transfer_t{from_context, from});
+    throw_if_interrupted(*current_);
+  }
+
   /// Makes a suspended fiber ready (no-op for any other state).
   void wake(FiberBase* fiber) noexcept {
     if (fiber->state_ == FiberState::suspended) {
@@ -274,13 +307,17 @@ class HubCore {
     return !timers_.empty() || backend_->needs_polling() || remote_.maybe_pending();
   }
   __attribute__((always_inline)) void jump(FiberBase* from, FiberBase* to) noexcept {
+    leave_for(from, to);
+    after_resume(switch_context(to->context_, from));
+  }
+  /// What a switch from `from` to `to` does before the registers move.
+  __attribute__((always_inline)) void leave_for(FiberBase* from, FiberBase* to) noexcept {
     from->caught_exceptions_ = exception_globals_->caught_exceptions;
     from->uncaught_exceptions_ = exception_globals_->uncaught_exceptions;
     current_ = to;
     to->state_ = FiberState::running;
     annotate_switch_out(&from->asan_fake_stack_, from->state_ == FiberState::dead,
                         StackBounds{to->stack_base_, to->stack_size_}, to->tsan_fiber_);
-    after_resume(switch_context(to->context_, from));
   }
 
   __attribute__((always_inline)) void after_resume(

@@ -4,12 +4,36 @@
 
 namespace weft {
 
-void yield() {
-  detail::HubCore* hub = detail::HubCore::current();
+namespace detail {
+
+namespace {
+HubCore& yielding_hub() {
+  HubCore* hub = HubCore::current();
   if (!hub) [[unlikely]]
-    detail::current_hub_core("weft::yield");  // throws NoHubError
-  hub->yield_now();
+    return current_hub_core("weft::yield");  // throws NoHubError
+  return *hub;
 }
+}  // namespace
+
+#ifdef WEFT_INLINE_SWITCH
+YieldSwitch yield_begin() {
+  HubCore& hub = yielding_hub();
+  FiberBase* self = nullptr;
+  void* to = hub.yield_begin(self);
+  return YieldSwitch{to, self, &hub};
+}
+
+// A fiber never changes hubs: the one it left from is the one it resumes on.
+void yield_end(void* hub, void* from_context, void* from) {
+  static_cast<HubCore*>(hub)->yield_end(from_context, from);
+}
+#else
+void yield_out_of_line() {
+  yielding_hub().yield_now();
+}
+#endif
+
+}  // namespace detail
 
 namespace {
 

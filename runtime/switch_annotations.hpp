@@ -37,6 +37,11 @@ inline constexpr bool built_with_asan = true;
 #else
 inline constexpr bool built_with_asan = false;
 #endif
+#ifdef WEFT_TSAN
+inline constexpr bool built_with_tsan = true;
+#else
+inline constexpr bool built_with_tsan = false;
+#endif
 
 /// Bounds of the stack a context runs on, as ASan wants them.
 struct StackBounds {
