@@ -11,7 +11,8 @@
 // indirect jump leaves that entry behind, so the caller's own return then
 // mispredicts on every switch. With `ret` the predictor stays balanced, and a
 // yield costs half as much (16 ns -> 8 ns on the benchmark machine).
-// Elsewhere, jump_fcontext itself.
+// Elsewhere, jump_fcontext itself. weft::yield does not come here: it
+// switches inline in its caller (weft/runtime/detail/inline_switch.hpp).
 
 #include <boost/context/detail/fcontext.hpp>
 
