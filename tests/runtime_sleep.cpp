@@ -21,12 +21,15 @@ TEST(Sleep, NeverReturnsEarly) {
 }
 
 TEST(Sleep, SleepersWakeInDeadlineOrder) {
+  // Deadlines from one time point: how late each sleeper gets to sleep (a
+  // stall on a loaded machine) cannot reorder them.
   weft::run([] {
     std::vector<int> order;
     std::vector<weft::GreenThread<void>> sleepers;
+    const auto base = std::chrono::steady_clock::now();
     for (int ms : {4, 1, 3, 2}) {
-      sleepers.push_back(weft::spawn([&order, ms] {
-        weft::sleep(std::chrono::milliseconds(ms));
+      sleepers.push_back(weft::spawn([&order, base, ms] {
+        weft::sleep_until(base + std::chrono::milliseconds(ms));
         order.push_back(ms);
       }));
     }
