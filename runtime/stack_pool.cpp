@@ -136,6 +136,24 @@ bool advise_batch(std::vector<iovec>& ranges, int advice) noexcept {
   return done;
 }
 
+// Gives `advice` to ranges range_of(0..count): in one call where the kernel
+// takes it, else range by range with advise_one (also when the list of
+// ranges cannot be allocated).
+template <class RangeOf, class AdviseOne>
+void advise_ranges(std::size_t count, int advice, RangeOf range_of, AdviseOne advise_one) noexcept {
+  std::vector<iovec> ranges;
+  try {
+    ranges.reserve(count);
+    for (std::size_t i = 0; i < count; ++i)
+      ranges.push_back(range_of(i));
+  } catch (const std::bad_alloc&) {
+    ranges.clear();
+  }
+  if (!ranges.empty() && advise_batch(ranges, advice)) return;
+  for (std::size_t i = 0; i < count; ++i)
+    advise_one(range_of(i));
+}
+
 }  // namespace
 
 GuardMode StackPool::guard_mode() noexcept {
@@ -199,43 +217,26 @@ void StackPool::prepare_slab(char* first, std::size_t count, std::size_t stride)
   for (std::size_t i = 0; i < count; ++i)
     static_cast<volatile char*>(first)[(i + 1) * stride - 1] = 0;
   if (guard_ == 0) return;
+  const auto guard_of = [&](std::size_t i) { return iovec{first + i * stride, guard_}; };
   if (guard_policy().mode.load(std::memory_order_relaxed) == GuardMode::madvise) {
-    std::vector<iovec> guards;
-    try {
-      guards.reserve(count);
-      for (std::size_t i = 0; i < count; ++i)
-        guards.push_back(iovec{first + i * stride, guard_});
-    } catch (const std::bad_alloc&) {
-      guards.clear();
-    }
-    if (!guards.empty() && advise_batch(guards, madv_guard_install)) return;
+    advise_ranges(count, madv_guard_install, guard_of,
+                  [](iovec guard) { install_guard(guard.iov_base, guard.iov_len); });
+  } else {
+    for (std::size_t i = 0; i < count; ++i)
+      install_guard(guard_of(i).iov_base, guard_);
   }
-  install_guards_one_by_one(first, count, stride);
-}
-
-void StackPool::install_guards_one_by_one(char* first, std::size_t count,
-                                          std::size_t stride) noexcept {
-  if (guard_ == 0) return;
-  for (std::size_t i = 0; i < count; ++i)
-    install_guard(first + i * stride, guard_);
 }
 
 void StackPool::trim(std::size_t keep, std::size_t budget) noexcept {
   if (free_.size() <= keep) return;
   const std::size_t end = std::min(free_.size() - keep, trimmed_ + budget);
   if (end <= trimmed_) return;
-  std::vector<iovec> ranges;
-  try {
-    ranges.reserve(end - trimmed_);
-    for (std::size_t i = trimmed_; i < end; ++i)
-      ranges.push_back(iovec{free_[i], size_});
-  } catch (const std::bad_alloc&) {
-    ranges.clear();
-  }
-  if (ranges.empty() || !advise_batch(ranges, MADV_DONTNEED)) {
-    for (std::size_t i = trimmed_; i < end; ++i)
-      ::madvise(free_[i], size_, MADV_DONTNEED);
-  }
+  advise_ranges(
+      end - trimmed_, MADV_DONTNEED,
+      [&](std::size_t i) {
+        return iovec{free_[trimmed_ + i], size_};
+      },
+      [](iovec stack) { ::madvise(stack.iov_base, stack.iov_len, MADV_DONTNEED); });
   trimmed_ = end;
 }
 

@@ -61,7 +61,6 @@ class StackPool {
 
   void add_slab();
   void prepare_slab(char* first, std::size_t count, std::size_t stride) noexcept;
-  void install_guards_one_by_one(char* first, std::size_t count, std::size_t stride) noexcept;
 
   std::vector<void*> free_;  // LIFO: back() is the most recently released
   std::vector<Slab> slabs_;
