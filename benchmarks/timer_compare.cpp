@@ -10,7 +10,10 @@
 //   timer_cancel  n times: a deadline 10 s away is set and cancelled before it fires.
 //                 variant=timeout: a weft::Timeout scope entered and left (the deadline a
 //                 fiber's own code sets); variant=spawn_after_cancel: spawn_after(10 s, f)
-//                 then cancel() (Go's AfterFunc + Stop: a callback that never runs).
+//                 then cancel() (Go's AfterFunc + Stop: a callback that never runs);
+//                 variant=timeout_among_pending: the Timeout scope while 100k sleepers'
+//                 timers are pending, due in [1 s, 101 s) (a server's idle connections):
+//                 the heap is deep, and a 10 s deadline lands among them.
 //                 One unprinted warm-up of n/10 first.
 //
 //   timer_compare [--bench=timer_fire|timer_cancel|all] [--n=N] [--reps=R]
@@ -38,6 +41,7 @@ using namespace std::chrono_literals;
 
 constexpr std::uint64_t kFireN = 100'000;
 constexpr std::uint64_t kCancelN = 1'000'000;
+constexpr std::uint64_t kPendingTimers = 100'000;
 
 // The peers' durations: splitmix64 from seed 42, ns = next % 100e6.
 std::vector<std::int64_t> timer_durations_ns(std::uint64_t n) {
@@ -123,12 +127,24 @@ void timer_cancel_variant(const char* variant, std::uint64_t n, int reps, SetAnd
   }
 }
 
+void enter_and_leave_a_timeout() {
+  weft::Timeout deadline(10s);
+  asm volatile("" ::: "memory");  // the scope is entered and left, not optimised away
+}
+
 void timer_cancel(std::uint64_t n, int reps) {
   weft::run([&] {
-    timer_cancel_variant("timeout", n, reps, [] {
-      weft::Timeout deadline(10s);
-      asm volatile("" ::: "memory");  // the scope is entered and left, not optimised away
-    });
+    timer_cancel_variant("timeout", n, reps, enter_and_leave_a_timeout);
+    {
+      std::vector<weft::GreenThread<void>> sleepers;
+      for (std::int64_t d : timer_durations_ns(kPendingTimers))
+        sleepers.push_back(
+            weft::spawn([d] { weft::sleep(1s + 10 * std::chrono::nanoseconds(d)); }));
+      weft::yield();  // every sleeper's timer is armed
+      timer_cancel_variant("timeout_among_pending", n, reps, enter_and_leave_a_timeout);
+      for (auto& sleeper : sleepers)
+        sleeper.kill();
+    }
     timer_cancel_variant("spawn_after_cancel", n, reps, [] {
       auto never = weft::spawn_after(10s, [] { die("timer_cancel: a cancelled timer fired"); });
       never.cancel();

@@ -224,6 +224,14 @@ class HubCore {
   static std::int64_t steady_now_ns() noexcept;
   bool virtual_clock() const noexcept { return virtual_clock_; }
   void arm_timer(TimerNode* node, std::int64_t deadline_ns) { timers_.arm(node, deadline_ns); }
+  /// Serials for this hub's Timeouts (runtime/timeout.cpp): taken from one
+  /// process-wide counter in blocks, so they are unique across hubs and grow
+  /// within a hub, without an atomic operation per Timeout.
+  struct TimeoutSerials {
+    std::uint64_t next = 0;
+    std::uint64_t end = 0;
+  };
+  TimeoutSerials& timeout_serials() noexcept { return timeout_serials_; }
   void disarm_timer(TimerNode* node) noexcept { timers_.disarm(node); }
 
   // --- the loop (outside fibers) -----------------------------------------------
@@ -380,6 +388,7 @@ class HubCore {
   LoopContext loop_context_;
   ExceptionGlobals* exception_globals_;
   TimerHeap timers_;
+  TimeoutSerials timeout_serials_;
   std::int64_t virtual_now_ns_;  // the clock, when virtual_clock_
   StackPool default_stacks_;
   std::vector<std::unique_ptr<StackPool>> sized_stacks_;

@@ -11,11 +11,28 @@ namespace weft {
 
 namespace {
 // Serials, not addresses, identify a Timeout: a later one may reuse the address.
-std::atomic<std::uint64_t> timeout_serials{1};
+// A hub takes them from here a block at a time.
+std::atomic<std::uint64_t> timeout_serial_blocks{1};
+constexpr std::uint64_t serials_per_block = 4096;
+
+std::uint64_t take_timeout_serial(detail::HubCore& hub) noexcept {
+  detail::HubCore::TimeoutSerials& serials = hub.timeout_serials();
+  if (serials.next == serials.end) [[unlikely]] {
+    serials.next = timeout_serial_blocks.fetch_add(serials_per_block, std::memory_order_relaxed);
+    serials.end = serials.next + serials_per_block;
+  }
+  return serials.next++;
+}
 }  // namespace
 
 std::uint64_t detail::next_timeout_serial() noexcept {
-  return timeout_serials.load(std::memory_order_relaxed);
+  // A bound below every serial made after this call, on this thread's hub: the
+  // rest of its block, else whatever block it takes next.
+  if (HubCore* hub = HubCore::current()) {
+    const HubCore::TimeoutSerials& serials = hub->timeout_serials();
+    if (serials.next != serials.end) return serials.next;
+  }
+  return timeout_serial_blocks.load(std::memory_order_relaxed);
 }
 
 TimeoutError::TimeoutError(std::uint64_t timeout_serial)
@@ -27,7 +44,7 @@ bool TimeoutError::is(const Timeout& timeout) const noexcept {
 
 Timeout::Timeout(std::chrono::nanoseconds duration)
     : fiber_(&detail::current_hub_core("weft::Timeout").require_fiber("weft::Timeout")),
-      serial_(timeout_serials.fetch_add(1, std::memory_order_relaxed)) {
+      serial_(take_timeout_serial(*detail::FiberAccess::hub(*fiber_))) {
   timer_.owner = this;
   timer_.fire = &Timeout::fire;
   detail::FiberAccess::hub(*fiber_)->arm_timer(&timer_, detail::deadline_after(duration));

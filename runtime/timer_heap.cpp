@@ -4,37 +4,17 @@
 
 namespace weft::detail {
 
-namespace {
-constexpr std::size_t arity = 4;
-}
-
-void TimerHeap::arm(TimerNode* node, std::int64_t deadline_ns) {
-  disarm(node);
-  // Room first: nothing below may throw once the node is half armed.
+void TimerHeap::make_room() {
   if (heap_.size() == heap_.capacity()) heap_.reserve(std::max<std::size_t>(64, 2 * heap_.size()));
-  std::uint32_t slot = free_slot_;
-  if (slot == TimerNode::not_armed) {
-    slot = static_cast<std::uint32_t>(slots_.size());
-    slots_.push_back(Slot{node, 0});
-  } else {
-    free_slot_ = slots_[slot].index;
-    slots_[slot].node = node;
+  if (free_slot_ == TimerNode::not_armed) {
+    slots_.push_back(Slot{nullptr, TimerNode::not_armed});
+    free_slot_ = static_cast<std::uint32_t>(slots_.size() - 1);
   }
-  node->slot = slot;
-  node->deadline_ns = deadline_ns;
-  node->sequence = next_sequence_++;
-  heap_.push_back(Entry{deadline_ns, node->sequence, slot});
-  sift_up(heap_.size() - 1, heap_.back());
 }
 
-void TimerHeap::remove_at(std::size_t index) noexcept {
-  const std::uint32_t slot = heap_[index].slot;
-  slots_[slot].node->slot = TimerNode::not_armed;
-  slots_[slot].index = free_slot_;
-  free_slot_ = slot;
+void TimerHeap::fill_hole(std::size_t index) noexcept {
   const Entry last = heap_.back();
   heap_.pop_back();
-  if (index == heap_.size()) return;
   if (index > 0 && earlier(last, heap_[(index - 1) / arity])) {
     sift_up(index, last);
   } else {
@@ -42,8 +22,8 @@ void TimerHeap::remove_at(std::size_t index) noexcept {
   }
 }
 
-// Both sifts carry `entry` down (or up) the hole at `index` and write it once,
-// where it belongs.
+// Both sifts carry an entry up (or down) through the hole at `index` and write
+// it once, where it belongs.
 void TimerHeap::sift_up(std::size_t index, Entry entry) noexcept {
   while (index > 0) {
     const std::size_t parent = (index - 1) / arity;

@@ -12,6 +12,10 @@
 // pointer and heap position, which is what a move updates. A node is touched
 // when it is armed, cancelled or fired, never in between.
 // 4-ary: half the depth of a binary heap, and a node's children lie together.
+//
+// Arming and cancelling are inline, and the common case of each (a timer set
+// later than its parent, one cancelled while it is still last, as a Timeout
+// scope's is) follows no pointer it does not have to: node -> slot -> position.
 
 #include <cstdint>
 #include <vector>
@@ -21,6 +25,8 @@
 namespace weft::detail {
 
 class TimerHeap {
+  static constexpr std::size_t arity = 4;
+
  public:
   bool empty() const noexcept { return heap_.empty(); }
   std::size_t size() const noexcept { return heap_.size(); }
@@ -31,18 +37,37 @@ class TimerHeap {
   /// The earliest deadline; only when !empty().
   std::int64_t top_deadline() const noexcept { return heap_.front().deadline_ns; }
 
-  /// Arms `node` for `deadline_ns`; a node that is armed already is moved.
-  /// Throws std::bad_alloc (the node is then not armed).
-  void arm(TimerNode* node, std::int64_t deadline_ns);
+  /// Arms `node` for `deadline_ns`; a node that is armed already is moved, and
+  /// counts as set now among equal deadlines. Throws std::bad_alloc (the node
+  /// is then not armed).
+  void arm(TimerNode* node, std::int64_t deadline_ns) {
+    disarm(node);
+    if (heap_.size() == heap_.capacity() || free_slot_ == TimerNode::not_armed) make_room();
+    const std::uint32_t slot = free_slot_;
+    free_slot_ = slots_[slot].index;
+    slots_[slot].node = node;
+    node->slot = slot;
+    const Entry entry{deadline_ns, next_sequence_++, slot};
+    const std::size_t index = heap_.size();
+    heap_.push_back(entry);
+    if (index > 0 && earlier(entry, heap_[(index - 1) / arity])) {
+      sift_up(index, entry);
+    } else {
+      slots_[slot].index = static_cast<std::uint32_t>(index);
+    }
+  }
   /// Disarms `node` if it is armed.
   void disarm(TimerNode* node) noexcept {
-    if (node->armed()) remove_at(slots_[node->slot].index);
+    if (!node->armed()) return;
+    const std::uint32_t slot = node->slot;
+    remove(node, slot, slots_[slot].index);
   }
   /// Removes and returns the earliest node if its deadline is <= now_ns.
   TimerNode* pop_due(std::int64_t now_ns) noexcept {
     if (heap_.empty() || heap_.front().deadline_ns > now_ns) return nullptr;
-    TimerNode* node = slots_[heap_.front().slot].node;
-    remove_at(0);
+    const std::uint32_t slot = heap_.front().slot;
+    TimerNode* node = slots_[slot].node;
+    remove(node, slot, 0);
     return node;
   }
 
@@ -64,9 +89,23 @@ class TimerHeap {
     heap_[index] = entry;
     slots_[entry.slot].index = static_cast<std::uint32_t>(index);
   }
+  void remove(TimerNode* node, std::uint32_t slot, std::size_t index) noexcept {
+    node->slot = TimerNode::not_armed;
+    slots_[slot].index = free_slot_;
+    free_slot_ = slot;
+    if (index + 1 == heap_.size()) {
+      heap_.pop_back();
+    } else {
+      fill_hole(index);
+    }
+  }
+  /// Both have room for one more timer, or throw std::bad_alloc.
+  void make_room();
+  /// Carries `entry`, which is at `index`, up to where it belongs.
   void sift_up(std::size_t index, Entry entry) noexcept;
+  /// The last entry takes the place of the removed one at `index`.
+  void fill_hole(std::size_t index) noexcept;
   void sift_down(std::size_t index, Entry entry) noexcept;
-  void remove_at(std::size_t index) noexcept;
 
   std::vector<Entry> heap_;
   std::vector<Slot> slots_;

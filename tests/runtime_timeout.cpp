@@ -2,10 +2,15 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <thread>
+#include <vector>
 
 #include <weft/weft.hpp>
+
+#include "fd_leak_check.hpp"
 
 using namespace std::chrono_literals;
 
@@ -199,4 +204,43 @@ TEST(Timeout, FiringAfterAKillDoesNotReplaceThePendingKill) {
     child.kill();   // pending kill; the Timeout fires at the end of this round
     EXPECT_THROW(child.wait(), weft::FiberExit);
   });
+}
+
+TEST(Timeout, SerialsAreUniqueAcrossHubsAndGrowWithinEach) {
+  // Hubs take serials in blocks; many Timeouts on two hubs at once cross
+  // several blocks on each.
+  constexpr int per_hub = 10'000;
+  const std::size_t threads_before = weft_test::live_threads();
+  const std::size_t fds_before = weft_test::open_fds();
+  auto serials_of_one_hub = [] {
+    std::vector<std::uint64_t> serials;
+    weft::run([&] {
+      for (int i = 0; i < per_hub; ++i) {
+        weft::Timeout timeout(0ns);
+        try {
+          weft::sleep(1h);
+        } catch (const weft::TimeoutError& e) {
+          ASSERT_TRUE(e.is(timeout));
+          serials.push_back(e.serial());
+        }
+      }
+    });
+    return serials;
+  };
+  std::vector<std::uint64_t> other;
+  std::thread other_hub([&] { other = serials_of_one_hub(); });
+  std::vector<std::uint64_t> mine = serials_of_one_hub();
+  other_hub.join();
+  ASSERT_EQ(mine.size(), std::size_t{per_hub});
+  ASSERT_EQ(other.size(), std::size_t{per_hub});
+  EXPECT_TRUE(std::is_sorted(mine.begin(), mine.end()) &&
+              std::adjacent_find(mine.begin(), mine.end()) == mine.end());
+  EXPECT_TRUE(std::is_sorted(other.begin(), other.end()) &&
+              std::adjacent_find(other.begin(), other.end()) == other.end());
+  std::vector<std::uint64_t> all = mine;
+  all.insert(all.end(), other.begin(), other.end());
+  std::sort(all.begin(), all.end());
+  EXPECT_EQ(std::adjacent_find(all.begin(), all.end()), all.end()) << "a serial on both hubs";
+  EXPECT_EQ(weft_test::live_threads(), threads_before);
+  EXPECT_EQ(weft_test::open_fds(), fds_before);
 }

@@ -20,10 +20,31 @@ namespace {
 constexpr std::int64_t int64_max = std::numeric_limits<std::int64_t>::max();
 constexpr std::int64_t int64_min = std::numeric_limits<std::int64_t>::min();
 
+// What the test set each node to: the heap keeps the key in its own entries.
+struct ModelTimer {
+  TimerNode node;
+  std::int64_t deadline_ns = 0;
+  std::uint64_t arming_order = 0;  // equal deadlines fire in the order they were set
+};
+
+std::uint64_t armings = 0;
+
+void arm(TimerHeap& heap, ModelTimer& timer, std::int64_t deadline_ns) {
+  heap.arm(&timer.node, deadline_ns);
+  timer.deadline_ns = deadline_ns;
+  timer.arming_order = armings++;
+}
+
+const ModelTimer& model_of(const TimerNode* node) {
+  return *static_cast<const ModelTimer*>(node->owner);
+}
+
 // The heap's order: deadline, then the order in which the timers were set.
 bool fires_before(const TimerNode* a, const TimerNode* b) {
-  return a->deadline_ns < b->deadline_ns ||
-         (a->deadline_ns == b->deadline_ns && a->sequence < b->sequence);
+  const ModelTimer& x = model_of(a);
+  const ModelTimer& y = model_of(b);
+  return x.deadline_ns < y.deadline_ns ||
+         (x.deadline_ns == y.deadline_ns && x.arming_order < y.arming_order);
 }
 
 std::vector<TimerNode*> pop_all_due(TimerHeap& heap, std::int64_t now) {
@@ -33,10 +54,12 @@ std::vector<TimerNode*> pop_all_due(TimerHeap& heap, std::int64_t now) {
   return fired;
 }
 
-std::vector<std::unique_ptr<TimerNode>> make_nodes(std::size_t count) {
-  std::vector<std::unique_ptr<TimerNode>> nodes;
-  for (std::size_t i = 0; i < count; ++i)
-    nodes.push_back(std::make_unique<TimerNode>());
+std::vector<std::unique_ptr<ModelTimer>> make_nodes(std::size_t count) {
+  std::vector<std::unique_ptr<ModelTimer>> nodes;
+  for (std::size_t i = 0; i < count; ++i) {
+    nodes.push_back(std::make_unique<ModelTimer>());
+    nodes.back()->node.owner = nodes.back().get();
+  }
   return nodes;
 }
 
@@ -50,29 +73,29 @@ TEST(TimerHeap, PopsInDeadlineOrderAndEqualDeadlinesInArmingOrder) {
   TimerHeap heap;
   for (std::size_t i = 0; i < nodes.size(); ++i) {
     const auto deadline = static_cast<std::int64_t>(random() % 50);
-    heap.arm(nodes[i].get(), deadline);
+    arm(heap, *nodes[i], deadline);
     expected.emplace_back(deadline, i);
   }
   std::sort(expected.begin(), expected.end());
   const std::vector<TimerNode*> fired = pop_all_due(heap, 49);
   ASSERT_EQ(fired.size(), nodes.size());
   for (std::size_t k = 0; k < fired.size(); ++k)
-    ASSERT_EQ(fired[k], nodes[expected[k].second].get()) << "at position " << k;
+    ASSERT_EQ(fired[k], &nodes[expected[k].second]->node) << "at position " << k;
   EXPECT_TRUE(heap.empty());
 }
 
 TEST(TimerHeap, NothingPopsBeforeItsDeadline) {
   auto nodes = make_nodes(3);
   TimerHeap heap;
-  heap.arm(nodes[0].get(), 100);
-  heap.arm(nodes[1].get(), 200);
-  heap.arm(nodes[2].get(), 300);
+  arm(heap, *nodes[0], 100);
+  arm(heap, *nodes[1], 200);
+  arm(heap, *nodes[2], 300);
   EXPECT_EQ(heap.pop_due(99), nullptr);
   EXPECT_EQ(heap.top_deadline(), 100);
-  EXPECT_EQ(pop_all_due(heap, 200), (std::vector<TimerNode*>{nodes[0].get(), nodes[1].get()}));
-  EXPECT_EQ(heap.top(), nodes[2].get());
-  EXPECT_TRUE(nodes[2]->armed());
-  EXPECT_FALSE(nodes[0]->armed());
+  EXPECT_EQ(pop_all_due(heap, 200), (std::vector<TimerNode*>{&nodes[0]->node, &nodes[1]->node}));
+  EXPECT_EQ(heap.top(), &nodes[2]->node);
+  EXPECT_TRUE(nodes[2]->node.armed());
+  EXPECT_FALSE(nodes[0]->node.armed());
 }
 
 TEST(TimerHeap, ACancelledTimerNeverPopsAndTheRestKeepTheirOrder) {
@@ -80,17 +103,17 @@ TEST(TimerHeap, ACancelledTimerNeverPopsAndTheRestKeepTheirOrder) {
   std::mt19937_64 random(11);
   TimerHeap heap;
   for (auto& node : nodes)
-    heap.arm(node.get(), static_cast<std::int64_t>(random() % 1000));
+    arm(heap, *node, static_cast<std::int64_t>(random() % 1000));
   std::vector<TimerNode*> kept;
   for (std::size_t i = 0; i < nodes.size(); ++i) {
     if (i % 3 == 0) {
-      heap.disarm(nodes[i].get());
-      EXPECT_FALSE(nodes[i]->armed());
+      heap.disarm(&nodes[i]->node);
+      EXPECT_FALSE(nodes[i]->node.armed());
     } else {
-      kept.push_back(nodes[i].get());
+      kept.push_back(&nodes[i]->node);
     }
   }
-  heap.disarm(nodes[0].get());  // again: a no-op
+  heap.disarm(&nodes[0]->node);  // again: a no-op
   EXPECT_EQ(heap.size(), kept.size());
   const std::vector<TimerNode*> fired = pop_all_due(heap, int64_max);
   ASSERT_EQ(fired.size(), kept.size());
@@ -103,54 +126,54 @@ TEST(TimerHeap, ATimerCancelledWhileOthersFireDoesNotFire) {
   // timer that is due too (a Timeout whose fiber a sleep's wake-up ends).
   auto nodes = make_nodes(3);
   TimerHeap heap;
-  heap.arm(nodes[0].get(), 10);
-  heap.arm(nodes[1].get(), 10);
-  heap.arm(nodes[2].get(), 10);
-  ASSERT_EQ(heap.pop_due(10), nodes[0].get());
-  heap.disarm(nodes[1].get());
-  EXPECT_EQ(pop_all_due(heap, 10), std::vector<TimerNode*>{nodes[2].get()});
+  arm(heap, *nodes[0], 10);
+  arm(heap, *nodes[1], 10);
+  arm(heap, *nodes[2], 10);
+  ASSERT_EQ(heap.pop_due(10), &nodes[0]->node);
+  heap.disarm(&nodes[1]->node);
+  EXPECT_EQ(pop_all_due(heap, 10), std::vector<TimerNode*>{&nodes[2]->node});
 }
 
 TEST(TimerHeap, ATimerArmedWhileOthersFireKeepsTheOrder) {
   auto nodes = make_nodes(3);
   TimerHeap heap;
-  heap.arm(nodes[0].get(), 10);
-  heap.arm(nodes[1].get(), 10);
-  ASSERT_EQ(heap.pop_due(10), nodes[0].get());
-  heap.arm(nodes[2].get(), 10);  // set later: fires after the one already waiting
-  heap.arm(nodes[0].get(), 5);   // re-armed for the past: fires first
+  arm(heap, *nodes[0], 10);
+  arm(heap, *nodes[1], 10);
+  ASSERT_EQ(heap.pop_due(10), &nodes[0]->node);
+  arm(heap, *nodes[2], 10);  // set later: fires after the one already waiting
+  arm(heap, *nodes[0], 5);   // re-armed for the past: fires first
   EXPECT_EQ(pop_all_due(heap, 10),
-            (std::vector<TimerNode*>{nodes[0].get(), nodes[1].get(), nodes[2].get()}));
+            (std::vector<TimerNode*>{&nodes[0]->node, &nodes[1]->node, &nodes[2]->node}));
 }
 
 TEST(TimerHeap, ReArmingMovesATimerAndCountsAsSettingItAgain) {
   auto nodes = make_nodes(3);
   TimerHeap heap;
-  heap.arm(nodes[0].get(), 50);
-  heap.arm(nodes[1].get(), 50);
-  heap.arm(nodes[2].get(), 70);
-  heap.arm(nodes[0].get(), 50);  // same deadline, set again: now behind nodes[1]
-  heap.arm(nodes[2].get(), 10);
+  arm(heap, *nodes[0], 50);
+  arm(heap, *nodes[1], 50);
+  arm(heap, *nodes[2], 70);
+  arm(heap, *nodes[0], 50);  // same deadline, set again: now behind nodes[1]
+  arm(heap, *nodes[2], 10);
   EXPECT_EQ(heap.size(), 3u);
   EXPECT_EQ(pop_all_due(heap, 100),
-            (std::vector<TimerNode*>{nodes[2].get(), nodes[1].get(), nodes[0].get()}));
+            (std::vector<TimerNode*>{&nodes[2]->node, &nodes[1]->node, &nodes[0]->node}));
 }
 
 TEST(TimerHeap, FarAndNearDeadlinesOrderWithoutOverflow) {
   // Deadlines are compared, never subtracted: the extremes order correctly.
   auto nodes = make_nodes(6);
   TimerHeap heap;
-  heap.arm(nodes[0].get(), int64_max);
-  heap.arm(nodes[1].get(), 0);
-  heap.arm(nodes[2].get(), int64_min);
-  heap.arm(nodes[3].get(), int64_max - 1);
-  heap.arm(nodes[4].get(), -1);
-  heap.arm(nodes[5].get(), int64_max);
+  arm(heap, *nodes[0], int64_max);
+  arm(heap, *nodes[1], 0);
+  arm(heap, *nodes[2], int64_min);
+  arm(heap, *nodes[3], int64_max - 1);
+  arm(heap, *nodes[4], -1);
+  arm(heap, *nodes[5], int64_max);
   EXPECT_EQ(pop_all_due(heap, 0),
-            (std::vector<TimerNode*>{nodes[2].get(), nodes[4].get(), nodes[1].get()}));
+            (std::vector<TimerNode*>{&nodes[2]->node, &nodes[4]->node, &nodes[1]->node}));
   EXPECT_EQ(heap.pop_due(int64_max - 2), nullptr);
   EXPECT_EQ(pop_all_due(heap, int64_max),
-            (std::vector<TimerNode*>{nodes[3].get(), nodes[0].get(), nodes[5].get()}));
+            (std::vector<TimerNode*>{&nodes[3]->node, &nodes[0]->node, &nodes[5]->node}));
 }
 
 TEST(TimerHeap, SlotsAreReusedAcrossManyArmsAndCancels) {
@@ -160,16 +183,16 @@ TEST(TimerHeap, SlotsAreReusedAcrossManyArmsAndCancels) {
   std::mt19937_64 random(3);
   TimerHeap heap;
   for (int step = 0; step < 200000; ++step) {
-    TimerNode* node = nodes[random() % nodes.size()].get();
-    if (node->armed() && random() % 2 == 0) {
-      heap.disarm(node);
+    ModelTimer* node = nodes[random() % nodes.size()].get();
+    if (node->node.armed() && random() % 2 == 0) {
+      heap.disarm(&node->node);
     } else {
-      heap.arm(node, static_cast<std::int64_t>(random() % 100));
+      arm(heap, *node, static_cast<std::int64_t>(random() % 100));
     }
   }
   std::vector<TimerNode*> armed;
   for (auto& node : nodes)
-    if (node->armed()) armed.push_back(node.get());
+    if (node->node.armed()) armed.push_back(&node->node);
   std::sort(armed.begin(), armed.end(), fires_before);
   EXPECT_EQ(heap.size(), armed.size());
   EXPECT_EQ(pop_all_due(heap, 100), armed);

@@ -32,8 +32,9 @@ class TimeoutError : public std::runtime_error {
  public:
   explicit TimeoutError(std::uint64_t timeout_serial);
   bool is(const Timeout& timeout) const noexcept;
-  /// Which Timeout raised it: serials grow with every Timeout made, so a
-  /// smaller one belongs to an older (outer) scope.
+  /// Which Timeout raised it: serials are unique in the process and grow with
+  /// every Timeout made on one hub, so among a fiber's own a smaller one
+  /// belongs to an older (outer) scope.
   std::uint64_t serial() const noexcept { return timeout_serial_; }
 
  private:
@@ -41,7 +42,7 @@ class TimeoutError : public std::runtime_error {
 };
 
 namespace detail {
-/// The serial the next Timeout will get.
+/// No more than the serial of any Timeout made on this thread's hub from now on.
 std::uint64_t next_timeout_serial() noexcept;
 }  // namespace detail
 

@@ -32,8 +32,6 @@ struct WaitTag;
 struct TimerNode {
   static constexpr std::uint32_t not_armed = ~std::uint32_t{0};
 
-  std::int64_t deadline_ns = 0;
-  std::uint64_t sequence = 0;                   // equal deadlines fire in the order they were set
   std::uint32_t slot = not_armed;               // the timer heap's handle for it, while armed
   void (*fire)(TimerNode*) noexcept = nullptr;  // runs on the hub, outside any fiber
   void* owner = nullptr;                        // what `fire` acts on
