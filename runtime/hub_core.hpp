@@ -148,11 +148,7 @@ class HubCore {
   /// when the round can go on in place. Inlined into one frame on purpose:
   /// no call level between user code and the switch (context_switch.hpp).
   __attribute__((always_inline)) void yield_now() {
-    FiberBase& self = require_fiber("weft::yield");
-    throw_if_interrupted(self);
-    self.state_ = FiberState::ready;
-    self.wait_reason_ = "yield";
-    ready_.push_back(&self);
+    FiberBase& self = queue_yielder();
     switch_out(&self);
     throw_if_interrupted(self);
   }
@@ -167,17 +163,9 @@ class HubCore {
       yield_now();
       return nullptr;
     }
-    FiberBase& self = require_fiber("weft::yield");
-    throw_if_interrupted(self);
-    self.state_ = FiberState::ready;
-    self.wait_reason_ = "yield";
-    ready_.push_back(&self);
-    FiberBase* next = pick_next();
-    if (next == &self) {
-      self.state_ = FiberState::running;
-      return nullptr;
-    }
-    FiberBase* to = next ? next : &loop_context_;
+    FiberBase& self = queue_yielder();
+    FiberBase* to = switch_target(&self);
+    if (!to) return nullptr;
     leave_for(&self, to);
     self_out = &self;
     return to->context_;
@@ -277,13 +265,27 @@ class HubCore {
   [[noreturn]] void exit_running_fiber() noexcept;
   [[noreturn]] static void throw_not_in_fiber(const char* operation);
 
+  /// Yield's first half: the caller joins the back of the ready queue.
+  __attribute__((always_inline)) FiberBase& queue_yielder() {
+    FiberBase& self = require_fiber("weft::yield");
+    throw_if_interrupted(self);
+    self.state_ = FiberState::ready;
+    self.wait_reason_ = "yield";
+    ready_.push_back(&self);
+    return self;
+  }
   __attribute__((always_inline)) void switch_out(FiberBase* self) {
+    if (FiberBase* to = switch_target(self)) jump(self, to);
+  }
+  /// Where `self`, leaving the running state, goes: the next fiber or the
+  /// loop context; nullptr when `self` is next itself and simply runs on.
+  __attribute__((always_inline)) FiberBase* switch_target(FiberBase* self) noexcept {
     FiberBase* next = pick_next();
     if (next == self) {
       self->state_ = FiberState::running;
-      return;
+      return nullptr;
     }
-    jump(self, next ? next : &loop_context_);
+    return next ? next : &loop_context_;
   }
 
   __attribute__((always_inline)) FiberBase* pick_next() noexcept {
