@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <exception>
+#include <string>
 #include <string_view>
 
 #include <weft/runtime/detail/fiber_base.hpp>
@@ -27,6 +28,11 @@ const char* to_string(FiberState state) noexcept {
       return "dead";
   }
   return "?";
+}
+
+const std::string& FiberBase::no_name() noexcept {
+  static const std::string empty;
+  return empty;
 }
 
 FiberBase* current_fiber() noexcept {

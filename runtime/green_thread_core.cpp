@@ -24,8 +24,9 @@ void GreenThreadCore::wait_finished() {
 
 std::uint64_t GreenThreadCore::add_link(LinkCallback callback) {
   SpinGuard lock(lock_);
-  const std::uint64_t id = next_link_id_++;
-  links_.push_back(Link{id, std::move(callback)});
+  if (!links_) links_ = std::make_unique<Links>();
+  const std::uint64_t id = links_->next_id++;
+  links_->list.push_back(Link{id, std::move(callback)});
   // Not ended yet, or someone is running the links already (the dying fiber,
   // or a callback that links another one): they will run this one too.
   if (!finished_.load(std::memory_order_relaxed) || resolving_links_) return id;
@@ -37,9 +38,11 @@ std::uint64_t GreenThreadCore::add_link(LinkCallback callback) {
 
 bool GreenThreadCore::remove_link(std::uint64_t id) noexcept {
   SpinGuard lock(lock_);
-  for (auto it = links_.begin(); it != links_.end(); ++it) {
+  if (!links_) return false;
+  std::vector<Link>& list = links_->list;
+  for (auto it = list.begin(); it != list.end(); ++it) {
     if (it->id == id) {
-      links_.erase(it);
+      list.erase(it);
       return true;
     }
   }
@@ -102,7 +105,7 @@ void GreenThreadCore::finish(std::exception_ptr error) noexcept {
   finished_.store(true, std::memory_order_release);
   // Links first, then the parked waiters: a waiter on another hub resumes
   // after every callback has run, as one on this hub always did.
-  if (!links_.empty() && !resolving_links_) {
+  if (has_links() && !resolving_links_) {
     resolving_links_ = true;
     lock.unlock();
     resolve_links();
@@ -114,9 +117,10 @@ void GreenThreadCore::finish(std::exception_ptr error) noexcept {
 void GreenThreadCore::resolve_links() noexcept {
   add_ref();  // a callback may drop the last handle
   SpinGuard lock(lock_);
-  while (!links_.empty()) {
-    LinkCallback callback = std::move(links_.front().callback);
-    links_.erase(links_.begin());
+  while (has_links()) {
+    std::vector<Link>& list = links_->list;
+    LinkCallback callback = std::move(list.front().callback);
+    list.erase(list.begin());
     lock.unlock();
     try {
       callback(*this);

@@ -136,7 +136,7 @@ HubCore::HubCore(Hub& owner, const HubOptions& options)
   forget_hubs_on_fork();
   explain_fiber_exit_at_terminate();
   loop_context_.state_ = FiberState::running;
-  loop_context_.tsan_fiber_ = tsan_current_fiber();
+  if constexpr (built_with_tsan) loop_context_.tsan_fiber_ = tsan_current_fiber();
   loop_context_.set_name("hub");
   install_stack_overflow_handler();
   signal_stack_ = make_signal_stack();
@@ -179,7 +179,7 @@ void HubCore::prepare(FiberBase* fiber, const SpawnOptions& options) {
   fiber->id_ = next_fiber_id.fetch_add(1, std::memory_order_relaxed);
   fiber->requested_stack_size_ = options.stack_size;
   fiber->start_fp_control_ = current_fp_control();
-  if (!options.name.empty()) fiber->name_ = options.name;
+  if (!options.name.empty()) fiber->set_name(options.name);
 }
 
 void HubCore::enqueue(FiberBase* fiber, std::optional<std::int64_t> at_ns) {
@@ -310,7 +310,7 @@ bool HubCore::bind_stack(FiberBase* fiber) noexcept {
     fiber->context_ =
         ctx::make_fcontext(static_cast<char*>(stack.base) + stack.size, stack.size, &fiber_entry);
     set_start_fp_control(fiber->context_, fiber->start_fp_control_);
-    fiber->tsan_fiber_ = tsan_create_fiber();
+    if constexpr (built_with_tsan) fiber->tsan_fiber_ = tsan_create_fiber();
     fiber->has_run_.store(true, std::memory_order_relaxed);
     return true;
   } catch (...) {
@@ -326,8 +326,10 @@ bool HubCore::bind_stack(FiberBase* fiber) noexcept {
 
 void HubCore::retire(FiberBase* fiber) noexcept {
   pool_for(fiber->requested_stack_size_).release(Stack{fiber->stack_base_, fiber->stack_size_});
-  tsan_destroy_fiber(fiber->tsan_fiber_);
-  fiber->tsan_fiber_ = nullptr;
+  if constexpr (built_with_tsan) {
+    tsan_destroy_fiber(fiber->tsan_fiber_);
+    fiber->tsan_fiber_ = nullptr;
+  }
   fiber->stack_base_ = nullptr;
   fiber->release();
 }
@@ -517,7 +519,7 @@ void HubCore::report_error(std::string_view fiber_name, std::exception_ptr error
 std::string HubCore::dump() const {
   std::ostringstream out;
   live_.for_each([&](FiberBase* fiber) {
-    out << '#' << fiber->id_ << ' ' << (fiber->name_.empty() ? "-" : fiber->name_) << ' '
+    out << '#' << fiber->id_ << ' ' << (fiber->name().empty() ? "-" : fiber->name()) << ' '
         << to_string(fiber->state_);
     if (fiber->state_ == FiberState::suspended) out << " waiting on " << fiber->wait_reason_;
     out << '\n';

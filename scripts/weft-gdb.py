@@ -90,6 +90,14 @@ def _string(value):
     return text.decode("utf-8", "replace")
 
 
+def _owned_string(unique_ptr):
+    """The std::string a std::unique_ptr<std::string> owns, "" for none. With
+    the default deleter a unique_ptr is one pointer."""
+    target = unique_ptr.type.strip_typedefs().template_argument(0)
+    pointer = gdb.Value(int(unique_ptr.address)).cast(target.pointer().pointer()).dereference()
+    return _string(pointer.dereference()) if int(pointer) else ""
+
+
 def _member(address, struct_type, name):
     """Field `name` of the `struct_type` at `address`. Read through a pointer to
     the field, not by dereferencing the object: a FiberBase is polymorphic, and
@@ -107,7 +115,7 @@ class Fiber:
 
         self.address = address
         self.id = int(member("id_"))
-        self.name = _string(member("name_")) or "-"
+        self.name = _owned_string(member("name_")) or "-"
         state = int(member("state_"))
         self.state = _STATES[state] if 0 <= state < len(_STATES) else "?"
         reason = member("wait_reason_")

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -73,8 +74,16 @@ class FiberBase : public ListHook<ReadyTag>, public ListHook<LiveTag> {
   bool dead() const noexcept { return state_ == FiberState::dead; }
   /// Has it begun running? (False for one killed before it started.) Any thread.
   bool started() const noexcept { return has_run_.load(std::memory_order_relaxed); }
-  const std::string& name() const noexcept { return name_; }
-  void set_name(std::string name) { name_ = std::move(name); }
+  const std::string& name() const noexcept { return name_ ? *name_ : no_name(); }
+  void set_name(std::string name) {
+    if (name.empty()) {
+      name_.reset();
+    } else if (name_) {
+      *name_ = std::move(name);
+    } else {
+      name_ = std::make_unique<std::string>(std::move(name));
+    }
+  }
 
  protected:
   FiberBase() noexcept = default;
@@ -104,6 +113,7 @@ class FiberBase : public ListHook<ReadyTag>, public ListHook<LiveTag> {
   friend struct FiberAccess;
 
   void destroy_local_storage() noexcept;
+  static const std::string& no_name() noexcept;
 
   // Scheduling state, touched only by the owning hub's thread.
   void* context_ = nullptr;  // Boost.Context fcontext while switched out
@@ -119,19 +129,25 @@ class FiberBase : public ListHook<ReadyTag>, public ListHook<LiveTag> {
   std::exception_ptr interrupt_;
   std::uint64_t interrupt_source_ = 0;  // serial of the Timeout that raised it, 0 for a kill
   TimerNode start_timer_;               // spawn_after
-  // The C++ runtime's per-thread exception bookkeeping, saved across switches.
+  // The C++ runtime's per-thread exception bookkeeping, saved across switches
+  // (uncaught_exceptions_ is below, beside refs_, where it fills a gap).
   void* caught_exceptions_ = nullptr;
-  unsigned int uncaught_exceptions_ = 0;
   // The spawner's floating-point control state, which the fiber starts with
   // (as a thread starts with its creator's).
   std::uint64_t start_fp_control_ = 0;
-  // Sanitizer bookkeeping (unused unless built with ASan / TSan).
-  void* asan_fake_stack_ = nullptr;
-  void* tsan_fiber_ = nullptr;
+  // Sanitizer bookkeeping, unused unless built with one: ASan's fake stack or
+  // TSan's fiber (the two are never built in together).
+  union {
+    void* asan_fake_stack_ = nullptr;
+    void* tsan_fiber_;
+  };
 
   std::uint64_t id_ = 0;
-  std::string name_;
-  LocalStorage* locals_ = nullptr;      // made by the fiber's first FiberLocal::get
+  // Most fibers have no name: one pointer instead of a string's 32 bytes in
+  // every fiber (a million parked fibers are a million of these objects).
+  std::unique_ptr<std::string> name_;
+  LocalStorage* locals_ = nullptr;  // made by the fiber's first FiberLocal::get
+  unsigned int uncaught_exceptions_ = 0;
   std::atomic<std::uint32_t> refs_{1};  // the fiber's own reference, dropped when it ends
 };
 

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdint>
 #include <exception>
+#include <memory>
 #include <vector>
 
 #include <weft/runtime/detail/fiber_base.hpp>
@@ -66,21 +67,29 @@ class GreenThreadCore : public FiberBase {
   mutable SpinLock lock_;
 
  private:
+  // Beside lock_, in what would be padding.
+  std::atomic<bool> finished_{false};
+  bool resolving_links_ = false;
+
   struct Link {
     std::uint64_t id;
     LinkCallback callback;
+  };
+  // Made by the first link: most fibers are never linked.
+  struct Links {
+    std::vector<Link> list;
+    std::uint64_t next_id = 1;
   };
 
   void deliver_kill(std::exception_ptr error, bool only_if_not_started, bool killer_yields);
   /// Runs links until none is left; the caller has set resolving_links_.
   void resolve_links() noexcept;
 
+  bool has_links() const noexcept { return links_ && !links_->list.empty(); }
+
   ParkingLot waiters_;
-  std::vector<Link> links_;
+  std::unique_ptr<Links> links_;
   std::exception_ptr error_;
-  std::uint64_t next_link_id_ = 1;
-  std::atomic<bool> finished_{false};
-  bool resolving_links_ = false;
 };
 
 }  // namespace weft::detail
