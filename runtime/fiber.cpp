@@ -10,6 +10,7 @@
 #include <weft/runtime/log.hpp>
 #include <weft/runtime/spawn_options.hpp>
 
+#include "runtime/fiber_block_cache.hpp"
 #include "runtime/hub_core.hpp"
 
 namespace weft::detail {
@@ -28,6 +29,22 @@ const char* to_string(FiberState state) noexcept {
       return "dead";
   }
   return "?";
+}
+
+void* FiberBase::operator new(std::size_t size) {
+  if constexpr (!FiberBlockCache::enabled) return ::operator new(size);
+  if (HubCore* hub = HubCore::current()) {
+    if (void* block = hub->fiber_blocks().take(size)) return block;
+  }
+  return ::operator new(FiberBlockCache::block_size(size));
+}
+
+void FiberBase::operator delete(void* block, std::size_t size) noexcept {
+  if constexpr (FiberBlockCache::enabled) {
+    HubCore* hub = HubCore::current();
+    if (hub && hub->fiber_blocks().keep(block, size)) return;
+  }
+  ::operator delete(block);
 }
 
 const std::string& FiberBase::no_name() noexcept {

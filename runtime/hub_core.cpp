@@ -383,7 +383,7 @@ void HubCore::poll(std::optional<std::chrono::nanoseconds> max_wait, bool collec
   }
   const bool may_block = !max_wait || max_wait->count() > 0;
   if (may_block) {
-    trim_idle_stacks();
+    trim_idle_memory();
     remote_.set_hub_sleeping(true);
     if (remote_.maybe_pending()) max_wait = std::chrono::nanoseconds{0};
     if (before_blocking_) before_blocking_();
@@ -431,14 +431,17 @@ bool HubCore::spin_for_remote_post(std::optional<std::chrono::nanoseconds> max_w
   }
 }
 
-void HubCore::trim_idle_stacks() noexcept {
-  // Going idle: a good moment to return the memory of cold stacks (a burst of
-  // fibers leaves many behind). Bounded, since each stack costs a syscall.
+void HubCore::trim_idle_memory() noexcept {
+  // Going idle: a good moment to return the memory of cold stacks and of ended
+  // fibers (a burst leaves many behind). Bounded: each stack costs a syscall,
+  // each block a free().
   constexpr std::size_t keep_hot = 256;
   constexpr std::size_t per_idle_round = 256;
   default_stacks_.trim(keep_hot, per_idle_round);
   for (auto& pool : sized_stacks_)
     pool->trim(keep_hot, per_idle_round);
+  constexpr std::size_t blocks_per_idle_round = 16 * 1024;
+  fiber_blocks_.trim(keep_hot, blocks_per_idle_round);
 }
 
 inline void HubCore::fire_due_timers() noexcept {

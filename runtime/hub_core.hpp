@@ -29,6 +29,7 @@
 #include <weft/runtime/hub.hpp>
 
 #include "runtime/context_switch.hpp"
+#include "runtime/fiber_block_cache.hpp"
 #include "runtime/hub_lifeline.hpp"
 #include "runtime/reactor/backend.hpp"
 #include "runtime/remote_queue.hpp"
@@ -220,6 +221,8 @@ class HubCore {
     std::uint64_t end = 0;
   };
   TimeoutSerials& timeout_serials() noexcept { return timeout_serials_; }
+  /// The memory of ended fibers, kept for the next ones (fiber.cpp).
+  FiberBlockCache& fiber_blocks() noexcept { return fiber_blocks_; }
   void disarm_timer(TimerNode* node) noexcept { timers_.disarm(node); }
 
   // --- the loop (outside fibers) -----------------------------------------------
@@ -364,11 +367,13 @@ class HubCore {
   }
   // Inlined: a call costs as much as the rest of a round without a timer due.
   __attribute__((always_inline)) inline void fire_due_timers() noexcept;
-  void trim_idle_stacks() noexcept;
+  void trim_idle_memory() noexcept;
   bool spin_for_remote_post(std::optional<std::chrono::nanoseconds> max_wait) noexcept;
   void run_ready();
   void look_inside_round();
 
+  // First, so that it outlives every member that may still free a fiber.
+  FiberBlockCache fiber_blocks_;
   Hub& owner_;
   IntrusiveList<FiberBase, ReadyTag> ready_;
   IntrusiveList<FiberBase, LiveTag> live_;

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <exception>
 #include <memory>
+#include <new>
 #include <string>
 #include <utility>
 
@@ -63,6 +64,18 @@ class FiberBase : public ListHook<ReadyTag>, public ListHook<LiveTag> {
  public:
   FiberBase(const FiberBase&) = delete;
   FiberBase& operator=(const FiberBase&) = delete;
+
+  /// A fiber's memory comes first from what ended fibers left with this
+  /// thread's hub (runtime/fiber_block_cache.hpp), else from the heap.
+  static void* operator new(std::size_t size);
+  static void operator delete(void* block, std::size_t size) noexcept;
+  // An over-aligned callable: straight from the heap.
+  static void* operator new(std::size_t size, std::align_val_t alignment) {
+    return ::operator new(size, alignment);
+  }
+  static void operator delete(void* block, std::size_t size, std::align_val_t alignment) noexcept {
+    ::operator delete(block, size, alignment);
+  }
 
   void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
   void release() noexcept {

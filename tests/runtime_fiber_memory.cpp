@@ -1,0 +1,257 @@
+// The memory a hub keeps for its fibers.
+// - The stack pool: LIFO reuse, guard pages, and giving cold stacks' memory back.
+// - The cache of ended fibers' control blocks: size classes, LIFO reuse,
+//   bounded trims, nothing leaked; a hub that keeps a burst's blocks for the
+//   next spawns and gives them back when it goes idle.
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstring>
+#include <new>
+#include <vector>
+
+#include <weft/weft.hpp>
+
+#include "runtime/fiber_block_cache.hpp"
+#include "runtime/hub_core.hpp"
+#include "runtime/stack_pool.hpp"
+
+using weft::detail::FiberBlockCache;
+using weft::detail::Stack;
+using weft::detail::StackPool;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::size_t resident_pages(const Stack& stack) {
+  const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  std::vector<unsigned char> residency(stack.size / page);
+  EXPECT_EQ(mincore(stack.base, stack.size, residency.data()), 0);
+  std::size_t count = 0;
+  for (unsigned char r : residency)
+    count += r & 1;
+  return count;
+}
+
+void* allocate_block(std::size_t size) {
+  return ::operator new(FiberBlockCache::block_size(size));
+}
+
+}  // namespace
+
+TEST(StackPool, TheMostRecentlyReleasedStackIsReusedFirst) {
+  StackPool pool(64 * 1024);
+  Stack a = pool.acquire();
+  Stack b = pool.acquire();
+  pool.release(a);
+  pool.release(b);
+  EXPECT_EQ(pool.acquire().base, b.base);
+  EXPECT_EQ(pool.acquire().base, a.base);
+}
+
+TEST(StackPool, SizesAreRoundedUpToPages) {
+  StackPool pool(10000);
+  EXPECT_EQ(pool.stack_size() % static_cast<std::size_t>(sysconf(_SC_PAGESIZE)), 0u);
+  EXPECT_GE(pool.stack_size(), 10000u);
+}
+
+TEST(StackPool, TrimGivesBackTheMemoryOfColdStacksAndKeepsTheHotOnes) {
+  StackPool pool(64 * 1024);
+  std::vector<Stack> stacks;
+  for (int i = 0; i < 40; ++i) {
+    stacks.push_back(pool.acquire());
+    std::memset(stacks.back().base, 1, stacks.back().size);
+  }
+  for (const Stack& s : stacks)
+    pool.release(s);  // stacks[39] is now the hottest
+  pool.trim(/*keep=*/10, /*budget=*/1000);
+  for (int i = 0; i < 30; ++i)
+    EXPECT_EQ(resident_pages(stacks[i]), 0u) << "cold stack " << i;
+  for (int i = 30; i < 40; ++i)
+    EXPECT_GT(resident_pages(stacks[i]), 0u) << "hot stack " << i;
+  // Trimmed stacks still work when handed out again.
+  for (int i = 0; i < 40; ++i)
+    std::memset(pool.acquire().base, 2, 4096);
+}
+
+TEST(StackPool, TrimDoesAtMostItsBudgetPerCall) {
+  StackPool pool(16 * 1024);
+  std::vector<Stack> stacks;
+  for (int i = 0; i < 20; ++i) {
+    stacks.push_back(pool.acquire());
+    std::memset(stacks.back().base, 1, stacks.back().size);
+  }
+  for (const Stack& s : stacks)
+    pool.release(s);
+  pool.trim(0, 5);
+  for (int i = 0; i < 5; ++i)
+    EXPECT_EQ(resident_pages(stacks[i]), 0u);
+  EXPECT_GT(resident_pages(stacks[5]), 0u);
+  pool.trim(0, 100);
+  for (int i = 0; i < 20; ++i)
+    EXPECT_EQ(resident_pages(stacks[i]), 0u);
+}
+
+TEST(StackPool, TrimKeepingMoreThanTheUntrimmedStacksDoesNothing) {
+  // A later trim that keeps more stacks hot than the last one left untrimmed
+  // (fewer idle stacks now than were trimmed then) gives nothing back.
+  StackPool pool(16 * 1024);
+  std::vector<Stack> stacks;
+  for (int i = 0; i < 40; ++i) {
+    stacks.push_back(pool.acquire());
+    std::memset(stacks.back().base, 1, stacks.back().size);
+  }
+  for (const Stack& s : stacks)
+    pool.release(s);
+  pool.trim(/*keep=*/10, /*budget=*/1000);
+  pool.trim(/*keep=*/35, /*budget=*/1000);
+  for (int i = 30; i < 40; ++i)
+    EXPECT_GT(resident_pages(stacks[i]), 0u) << "hot stack " << i;
+}
+
+TEST(StackPool, AFreshStackHoldsItsTopPageAndNothingElseBeforeItsFirstUse) {
+  // Written when the slab is made, before its guard pages go in (see
+  // prepare_slab): the page every fiber touches first, and only that one.
+  StackPool pool(64 * 1024);
+  const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  for (int i = 0; i < 20; ++i) {
+    const Stack stack = pool.acquire();
+    unsigned char top = 0;
+    ASSERT_EQ(mincore(static_cast<char*>(stack.base) + stack.size - page, page, &top), 0);
+    EXPECT_EQ(top & 1, 1) << "stack " << i;
+    EXPECT_EQ(resident_pages(stack), 1u) << "stack " << i;
+  }
+}
+
+using StackPoolDeathTest = testing::Test;
+
+TEST_F(StackPoolDeathTest, TheGuardPageBelowAStackFaults) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        StackPool pool(16 * 1024);
+        Stack stack = pool.acquire();
+        static_cast<volatile char*>(stack.base)[-1] = 1;
+      },
+      "");
+}
+
+TEST_F(StackPoolDeathTest, EveryStackOfALargeSlabHasItsGuardPage) {
+  // Guards are installed for a whole slab at once: the last stack of a slab
+  // of 64 is guarded too (slabs hold 4, 8, 16, 32, then 64 stacks).
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        StackPool pool(16 * 1024);
+        Stack last{};
+        for (int i = 0; i < 4 + 8 + 16 + 32 + 64; ++i)
+          last = pool.acquire();
+        static_cast<volatile char*>(last.base)[-1] = 1;
+      },
+      "");
+}
+
+TEST(FiberBlockCache, ABlockOfAClassServesEveryRequestOfThatClass) {
+  for (std::size_t size = 1; size <= FiberBlockCache::largest; ++size) {
+    const std::size_t block = FiberBlockCache::block_size(size);
+    ASSERT_GE(block, size);
+    ASSERT_LT(block - size, FiberBlockCache::granule) << "size " << size;
+    ASSERT_EQ(block % FiberBlockCache::granule, 8u) << "not a whole glibc chunk: " << size;
+    ASSERT_EQ(FiberBlockCache::block_size(block), block);
+  }
+  EXPECT_EQ(FiberBlockCache::block_size(FiberBlockCache::largest + 1),
+            FiberBlockCache::largest + 1);
+}
+
+TEST(FiberBlockCache, TakeGivesTheMostRecentlyKeptBlockOfTheSameClass) {
+  FiberBlockCache cache;
+  void* first = allocate_block(264);
+  void* second = allocate_block(264);
+  ASSERT_TRUE(cache.keep(first, 264));
+  ASSERT_TRUE(cache.keep(second, 260));  // same class
+  EXPECT_EQ(cache.take(300), nullptr);   // another class
+  EXPECT_EQ(cache.take(249), second);
+  EXPECT_EQ(cache.take(264), first);
+  EXPECT_EQ(cache.take(264), nullptr);
+  ::operator delete(first);
+  ::operator delete(second);
+}
+
+TEST(FiberBlockCache, ALargeBlockIsNotKept) {
+  FiberBlockCache cache;
+  void* block = allocate_block(FiberBlockCache::largest + 1);
+  EXPECT_FALSE(cache.keep(block, FiberBlockCache::largest + 1));
+  EXPECT_EQ(cache.take(FiberBlockCache::largest + 1), nullptr);
+  EXPECT_EQ(cache.kept(), 0u);
+  ::operator delete(block);
+}
+
+TEST(FiberBlockCache, TrimKeepsTheMostRecentBlocksAndFreesNoMoreThanItsBudget) {
+  FiberBlockCache cache;
+  std::vector<void*> blocks;
+  for (int i = 0; i < 10; ++i) {
+    blocks.push_back(allocate_block(264));
+    cache.keep(blocks.back(), 264);
+  }
+  for (int i = 0; i < 3; ++i) {
+    blocks.push_back(allocate_block(40));
+    cache.keep(blocks.back(), 40);
+  }
+  cache.trim(3, 4);
+  EXPECT_EQ(cache.kept(), 9u);  // 6 of one class, 3 of the other
+  cache.trim(3, 100);
+  EXPECT_EQ(cache.kept(), 6u);
+  for (int i = 9; i >= 7; --i)
+    EXPECT_EQ(cache.take(264), blocks[i]);
+  EXPECT_EQ(cache.take(264), nullptr);
+  for (int i = 12; i >= 10; --i)
+    EXPECT_EQ(cache.take(40), blocks[i]);
+  for (int i = 7; i < 13; ++i)
+    ::operator delete(blocks[i]);
+}
+
+TEST(FiberBlockCache, TrimmingToNoneFreesEveryBlockAsTheDestructorDoes) {
+  // The destructor is trim(0, all): LeakSanitizer (the ASan build) fails this
+  // test if the blocks left in the second cache are not freed.
+  FiberBlockCache cache;
+  FiberBlockCache dying;
+  for (std::size_t i = 0; i < 1000; ++i) {
+    cache.keep(allocate_block(8 + i % 900), 8 + i % 900);
+    dying.keep(allocate_block(8 + i % 900), 8 + i % 900);
+  }
+  EXPECT_EQ(cache.kept(), 1000u);
+  cache.trim(0, static_cast<std::size_t>(-1));
+  EXPECT_EQ(cache.kept(), 0u);
+  for (std::size_t size = 1; size <= FiberBlockCache::largest; ++size)
+    ASSERT_EQ(cache.take(size), nullptr);
+}
+
+TEST(FiberBlockCache, AHubKeepsABurstsBlocksForTheNextSpawnsAndGivesThemBackWhenIdle) {
+  static constexpr std::size_t burst = 10'000;
+  weft::run([] {
+    auto& blocks = weft::detail::HubCore::current()->fiber_blocks();
+    std::vector<weft::GreenThread<int>> fibers;
+    for (std::size_t i = 0; i < burst; ++i)
+      fibers.push_back(weft::spawn([] { return 1; }));
+    for (auto& fiber : fibers)
+      fiber.wait();
+    fibers.clear();  // the last references: the blocks are freed now
+    if constexpr (FiberBlockCache::enabled) {
+      EXPECT_GE(blocks.kept(), burst);
+      const std::size_t kept = blocks.kept();
+      fibers.push_back(weft::spawn([] { return 2; }));
+      EXPECT_EQ(blocks.kept(), kept - 1) << "a spawn did not take a kept block";
+      EXPECT_EQ(fibers.back().wait(), 2);
+      fibers.clear();
+    } else {
+      EXPECT_EQ(blocks.kept(), 0u) << "a sanitizer build must free every fiber at once";
+    }
+    weft::sleep(2ms);  // the hub goes idle
+    EXPECT_LE(blocks.kept(), 256u);
+  });
+}
