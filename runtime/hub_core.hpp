@@ -383,6 +383,10 @@ class HubCore {
   // scheduler checks its drivers every 61 tasks). Whatever that makes ready
   // joins the back of the queue, so FIFO order and yield()'s promise hold.
   static constexpr std::uint32_t look_interval = 64;
+  // bind_stack: a fiber's frames begin (id % stack_staggers) steps below the
+  // top of its stack; the steps cover a saved-register frame and then some.
+  static constexpr std::size_t stack_staggers = 8;
+  static constexpr std::size_t stack_stagger_step = 64;
   std::uint32_t until_look_ = look_interval;
   bool chain_rounds_ = false;  // may a round start without the loop polling?
   bool attention_ = false;     // a fiber ended: the loop must look

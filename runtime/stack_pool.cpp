@@ -190,6 +190,12 @@ void StackPool::add_slab() {
   next_slab_stacks_ = std::min(next_slab_stacks_ * 2, max_slab_stacks);
   char* first = static_cast<char*>(memory);
   prepare_slab(first, count, stride);
+  // Room for every stack there is, now: else the list grows while a burst of
+  // fibers ends and hands its stacks back, into fresh heap pages then (the
+  // memory of the fibers that end is kept for new ones), and copies itself.
+  stacks_mapped_ += count;
+  if (free_.capacity() < stacks_mapped_)
+    free_.reserve(std::max(stacks_mapped_, 2 * free_.capacity()));
   // Called with no idle stack left. Push in reverse so the lowest stack is
   // handed out first.
   for (std::size_t i = count; i-- > 0;) {

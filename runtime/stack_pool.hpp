@@ -67,6 +67,7 @@ class StackPool {
   std::size_t size_;
   std::size_t guard_;
   std::size_t next_slab_stacks_ = 4;
+  std::size_t stacks_mapped_ = 0;
   std::size_t trimmed_ = 0;  // free_[0, trimmed_) hold no memory
 };
 

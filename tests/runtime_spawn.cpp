@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -270,4 +271,27 @@ TEST(Spawn, RegistersLiveAcrossAYieldKeepTheirValuesWhenFibersRunDifferentCode) 
   EXPECT_EQ(together_a, alone_a);
   EXPECT_EQ(together_b, alone_b);
   EXPECT_NE(alone_a, alone_b);
+}
+
+namespace {
+// Where a fiber's first frame lies within its page.
+[[gnu::noinline]] std::uintptr_t frame_offset_in_page() {
+  return reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0)) % 4096;
+}
+}  // namespace
+
+TEST(Spawn, FibersSpawnedTogetherBeginAtDifferentOffsetsInTheirStacksTopPage) {
+  // Two fibers switching back and forth must not save and restore registers
+  // at addresses equal modulo 4 KiB (4K aliasing stalls every switch).
+  weft::run([] {
+    std::vector<weft::GreenThread<std::uintptr_t>> fibers;
+    for (int i = 0; i < 8; ++i)
+      fibers.push_back(weft::spawn(frame_offset_in_page));
+    std::vector<std::uintptr_t> offsets;
+    for (auto& fiber : fibers)
+      offsets.push_back(fiber.wait());
+    std::sort(offsets.begin(), offsets.end());
+    EXPECT_EQ(std::adjacent_find(offsets.begin(), offsets.end()), offsets.end())
+        << "two of 8 fibers spawned in a row begin at the same offset in a page";
+  });
 }

@@ -74,9 +74,14 @@ TEST(Stacks, FibersRunOneAfterAnotherReuseTheSameStack) {
       volatile char marker = 0;
       return reinterpret_cast<std::uintptr_t>(&marker);
     };
+    // Fibers begin a few cache lines apart in their stack (bind_stack staggers
+    // them), and stacks lie a guard page and more apart: a frame within a page
+    // of the first fiber's is on its stack.
     const std::uintptr_t first = weft::spawn(frame_address).wait();
-    for (int i = 0; i < 50000; ++i)
-      ASSERT_EQ(weft::spawn(frame_address).wait(), first) << i;
+    for (int i = 0; i < 50000; ++i) {
+      const std::uintptr_t frame = weft::spawn(frame_address).wait();
+      ASSERT_LT(frame > first ? frame - first : first - frame, 4096u) << i;
+    }
   });
 }
 
