@@ -330,13 +330,15 @@ class HubCore {
     current_ = to;
     to->state_ = FiberState::running;
     annotate_switch_out(&from->asan_fake_stack_, from->state_ == FiberState::dead,
-                        StackBounds{to->stack_base_, to->stack_size_}, to->tsan_fiber_);
+                        StackBounds{to->stack_base_, to->stack_size_},
+                        built_with_tsan ? to->tsan_fiber_ : nullptr);
   }
 
   __attribute__((always_inline)) void after_resume(
       boost::context::detail::transfer_t from) noexcept {
     FiberBase* self = current_;
-    [[maybe_unused]] const StackBounds left = annotate_switch_in(self->asan_fake_stack_);
+    [[maybe_unused]] const StackBounds left =
+        annotate_switch_in(built_with_asan ? self->asan_fake_stack_ : nullptr);
     auto* previous = static_cast<FiberBase*>(from.data);
     previous->context_ = from.fctx;
     if constexpr (built_with_asan) {

@@ -243,7 +243,7 @@ bool from_enclosing_timeout(const std::exception_ptr& error,
   try {
     std::rethrow_exception(error);
   } catch (const TimeoutError& e) {
-    return e.serial() < first_own_timeout;
+    return from_enclosing_timeout(e, first_own_timeout);
   } catch (...) {
     return false;
   }

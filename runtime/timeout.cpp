@@ -35,8 +35,18 @@ std::uint64_t detail::next_timeout_serial() noexcept {
   return timeout_serial_blocks.load(std::memory_order_relaxed);
 }
 
-TimeoutError::TimeoutError(std::uint64_t timeout_serial)
-    : std::runtime_error("weft::Timeout expired"), timeout_serial_(timeout_serial) {}
+bool detail::from_enclosing_timeout(const TimeoutError& error,
+                                    std::uint64_t first_own_timeout) noexcept {
+  // Serials grow only within a hub, and an enclosing Timeout is the calling
+  // fiber's own: compare them only then.
+  const FiberBase* self = current_fiber();
+  return self && error.fiber_id() == self->id() && error.serial() < first_own_timeout;
+}
+
+TimeoutError::TimeoutError(std::uint64_t timeout_serial, std::uint64_t fiber_id)
+    : std::runtime_error("weft::Timeout expired"),
+      timeout_serial_(timeout_serial),
+      fiber_id_(fiber_id) {}
 
 bool TimeoutError::is(const Timeout& timeout) const noexcept {
   return timeout.serial_ == timeout_serial_;
@@ -64,7 +74,7 @@ void Timeout::fire(detail::TimerNode* timer) noexcept {
   auto* timeout = static_cast<Timeout*>(timer->owner);
   std::exception_ptr error;
   try {
-    error = std::make_exception_ptr(TimeoutError(timeout->serial_));
+    error = std::make_exception_ptr(TimeoutError(timeout->serial_, timeout->fiber_->id()));
   } catch (const std::bad_alloc&) {
     detail::out_of_memory("raising a Timeout's TimeoutError");
   }

@@ -220,6 +220,26 @@ TEST_F(RetryTest, ATimeoutErrorOfATimeoutInsideTheFunctionIsRetriedWhenListed) {
   expect_times(calls, {0, 3, 7});  // the first two time out after 2 s; then sleeps of 1 and 2 s
 }
 
+TEST_F(RetryTest, ATimeoutErrorHandedOnByAnotherFiberIsRetriedWhenListed) {
+  // Another fiber's Timeout, set before the retry began (a smaller serial than
+  // any Timeout inside it), reaches the function through wait(): it encloses
+  // nothing of this fiber's, so it is retried like any listed error.
+  int calls = 0;
+  run_virtual([&] {
+    auto timed_out = weft::spawn([] {
+      weft::Timeout theirs(1s);
+      weft::sleep(1h);
+    });
+    weft::sleep(2s);  // their Timeout has fired
+    const int result = weft::retry<std::runtime_error>({.inc_sleep_time = 1s}, [&] {
+      if (++calls == 1) timed_out.wait();  // rethrows their TimeoutError
+      return 7;
+    });
+    EXPECT_EQ(result, 7);
+  });
+  EXPECT_EQ(calls, 2);
+}
+
 TEST_F(RetryTest, AKillIsNeverRetried) {
   int calls = 0;
   run_virtual([&] {

@@ -100,7 +100,7 @@ class InlineResult final : public GreenThreadState<R> {
     } catch (const FiberExit&) {
       throw;  // a kill aimed at the calling fiber, not the job's outcome
     } catch (const TimeoutError& e) {
-      if (e.serial() < first_own_timeout) throw;  // the caller's own Timeout
+      if (from_enclosing_timeout(e, first_own_timeout)) throw;  // the caller's own Timeout
       error = std::current_exception();
     } catch (...) {
       error = std::current_exception();
@@ -157,7 +157,7 @@ class GreenPool {
       } catch (const FiberExit&) {
         throw;  // aimed at the calling fiber
       } catch (const TimeoutError& e) {
-        if (e.serial() < first_own_timeout) throw;
+        if (detail::from_enclosing_timeout(e, first_own_timeout)) throw;
         detail::report_fiber_error(*detail::current_fiber(), std::current_exception());
       } catch (...) {
         detail::report_fiber_error(*detail::current_fiber(), std::current_exception());
