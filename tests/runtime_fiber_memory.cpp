@@ -38,6 +38,19 @@ std::size_t resident_pages(const Stack& stack) {
   return count;
 }
 
+// `count` stacks, each written through and then handed back: all idle and
+// resident, the last one released (the hottest) last in the vector.
+std::vector<Stack> used_then_idle(StackPool& pool, int count) {
+  std::vector<Stack> stacks;
+  for (int i = 0; i < count; ++i) {
+    stacks.push_back(pool.acquire());
+    std::memset(stacks.back().base, 1, stacks.back().size);
+  }
+  for (const Stack& s : stacks)
+    pool.release(s);
+  return stacks;
+}
+
 void* allocate_block(std::size_t size) {
   return ::operator new(FiberBlockCache::block_size(size));
 }
@@ -62,13 +75,7 @@ TEST(StackPool, SizesAreRoundedUpToPages) {
 
 TEST(StackPool, TrimGivesBackTheMemoryOfColdStacksAndKeepsTheHotOnes) {
   StackPool pool(64 * 1024);
-  std::vector<Stack> stacks;
-  for (int i = 0; i < 40; ++i) {
-    stacks.push_back(pool.acquire());
-    std::memset(stacks.back().base, 1, stacks.back().size);
-  }
-  for (const Stack& s : stacks)
-    pool.release(s);  // stacks[39] is now the hottest
+  const std::vector<Stack> stacks = used_then_idle(pool, 40);  // stacks[39] is now the hottest
   pool.trim(/*keep=*/10, /*budget=*/1000);
   for (int i = 0; i < 30; ++i)
     EXPECT_EQ(resident_pages(stacks[i]), 0u) << "cold stack " << i;
@@ -81,13 +88,7 @@ TEST(StackPool, TrimGivesBackTheMemoryOfColdStacksAndKeepsTheHotOnes) {
 
 TEST(StackPool, TrimDoesAtMostItsBudgetPerCall) {
   StackPool pool(16 * 1024);
-  std::vector<Stack> stacks;
-  for (int i = 0; i < 20; ++i) {
-    stacks.push_back(pool.acquire());
-    std::memset(stacks.back().base, 1, stacks.back().size);
-  }
-  for (const Stack& s : stacks)
-    pool.release(s);
+  const std::vector<Stack> stacks = used_then_idle(pool, 20);
   pool.trim(0, 5);
   for (int i = 0; i < 5; ++i)
     EXPECT_EQ(resident_pages(stacks[i]), 0u);
@@ -101,13 +102,7 @@ TEST(StackPool, TrimKeepingMoreThanTheUntrimmedStacksDoesNothing) {
   // A later trim that keeps more stacks hot than the last one left untrimmed
   // (fewer idle stacks now than were trimmed then) gives nothing back.
   StackPool pool(16 * 1024);
-  std::vector<Stack> stacks;
-  for (int i = 0; i < 40; ++i) {
-    stacks.push_back(pool.acquire());
-    std::memset(stacks.back().base, 1, stacks.back().size);
-  }
-  for (const Stack& s : stacks)
-    pool.release(s);
+  const std::vector<Stack> stacks = used_then_idle(pool, 40);
   pool.trim(/*keep=*/10, /*budget=*/1000);
   pool.trim(/*keep=*/35, /*budget=*/1000);
   for (int i = 30; i < 40; ++i)
