@@ -13,7 +13,11 @@
 //                 then cancel() (Go's AfterFunc + Stop: a callback that never runs);
 //                 variant=timeout_among_pending: the Timeout scope while 100k sleepers'
 //                 timers are pending, due in [1 s, 101 s) (a server's idle connections):
-//                 the heap is deep, and a 10 s deadline lands among them.
+//                 the heap is deep, and a 10 s deadline lands among them (it rarely
+//                 moves, and it is cancelled while still last);
+//                 variant=timeout_ahead_of_pending: the same with a 100 ms deadline (a
+//                 request's, shorter than every idle connection's): it rises to the top
+//                 of the heap, and cancelling it refills the top from the bottom.
 //                 One unprinted warm-up of n/10 first.
 //
 //   timer_compare [--bench=timer_fire|timer_cancel|all] [--n=N] [--reps=R]
@@ -127,21 +131,23 @@ void timer_cancel_variant(const char* variant, std::uint64_t n, int reps, SetAnd
   }
 }
 
+template <std::int64_t Milliseconds>
 void enter_and_leave_a_timeout() {
-  weft::Timeout deadline(10s);
+  weft::Timeout deadline{std::chrono::milliseconds(Milliseconds)};
   asm volatile("" ::: "memory");  // the scope is entered and left, not optimised away
 }
 
 void timer_cancel(std::uint64_t n, int reps) {
   weft::run([&] {
-    timer_cancel_variant("timeout", n, reps, enter_and_leave_a_timeout);
+    timer_cancel_variant("timeout", n, reps, enter_and_leave_a_timeout<10'000>);
     {
       std::vector<weft::GreenThread<void>> sleepers;
       for (std::int64_t d : timer_durations_ns(kPendingTimers))
         sleepers.push_back(
             weft::spawn([d] { weft::sleep(1s + 10 * std::chrono::nanoseconds(d)); }));
       weft::yield();  // every sleeper's timer is armed
-      timer_cancel_variant("timeout_among_pending", n, reps, enter_and_leave_a_timeout);
+      timer_cancel_variant("timeout_among_pending", n, reps, enter_and_leave_a_timeout<10'000>);
+      timer_cancel_variant("timeout_ahead_of_pending", n, reps, enter_and_leave_a_timeout<100>);
       for (auto& sleeper : sleepers)
         sleeper.kill();
     }
