@@ -20,17 +20,11 @@ void FiberBlockCache::trim(std::size_t keep, std::size_t budget) noexcept {
       *link = block->next;
       ::operator delete(block);
       --list.count;
+      --kept_;
       --budget;
     }
     if (budget == 0) return;
   }
-}
-
-std::size_t FiberBlockCache::kept() const noexcept {
-  std::size_t total = 0;
-  for (const List& list : lists_)
-    total += list.count;
-  return total;
 }
 
 }  // namespace weft::detail

@@ -16,6 +16,14 @@
 //
 // What a burst leaves behind is given back when the hub goes idle, a bounded
 // number of blocks at a time, as with idle stacks.
+//
+// A hub may also be handed blocks it never uses: another hub's fibers whose
+// last reference is dropped here (a GreenThread waited on across hubs). On a
+// hub that never goes idle they would pile up for ever. So a hub keeps no more
+// blocks than it has had fibers alive at once since it last went idle, plus
+// kept_beyond_peak: its own fibers' blocks always fit (a spawn takes a kept
+// block before it mallocs a new one, so live + kept never exceeds that peak),
+// and the rest go back to the heap.
 
 #include <array>
 #include <cstddef>
@@ -37,6 +45,8 @@ class FiberBlockCache {
   static constexpr std::size_t granule = 16;
   static constexpr std::size_t classes = 64;
   static constexpr std::size_t largest = (classes - 1) * granule + 8;
+  /// Blocks kept beyond the peak of live fibers (others' fibers' blocks).
+  static constexpr std::size_t kept_beyond_peak = 1024;
 
   FiberBlockCache() = default;
   ~FiberBlockCache();
@@ -55,22 +65,31 @@ class FiberBlockCache {
     if (!block) return nullptr;
     list.head = block->next;
     --list.count;
+    --kept_;
     return block;
   }
+  /// The hub has `live` fibers now: the peak that bounds what it keeps.
+  void note_live(std::size_t live) noexcept {
+    if (live > peak_live_) [[unlikely]]
+      peak_live_ = live;
+  }
+  /// The hub went idle with `live` fibers: the peak starts again from there.
+  void restart_peak(std::size_t live) noexcept { peak_live_ = live; }
   /// Keeps `block` (allocated with block_size(size) bytes); false when it is
-  /// too large to keep, and the caller frees it.
+  /// too large to keep or the cache is full, and the caller frees it.
   bool keep(void* block, std::size_t size) noexcept {
-    if (size > largest) return false;
+    if (size > largest || kept_ >= peak_live_ + kept_beyond_peak) return false;
     List& list = lists_[class_of(size)];
     list.head = new (block) FreeBlock{list.head};
     ++list.count;
+    ++kept_;
     return true;
   }
   /// Frees all but the `keep` most recently kept blocks of each class, at most
   /// `budget` blocks in all.
   void trim(std::size_t keep, std::size_t budget) noexcept;
-  /// Blocks kept now (for tests).
-  std::size_t kept() const noexcept;
+  /// Blocks kept now.
+  std::size_t kept() const noexcept { return kept_; }
 
  private:
   struct FreeBlock {
@@ -83,6 +102,8 @@ class FiberBlockCache {
   static std::size_t class_of(std::size_t size) noexcept { return (size + 7) / granule; }
 
   std::array<List, classes> lists_{};
+  std::size_t kept_ = 0;       // the sum of the lists' counts
+  std::size_t peak_live_ = 0;  // most fibers alive at once since the hub was last idle
 };
 
 }  // namespace weft::detail

@@ -184,6 +184,7 @@ void HubCore::prepare(FiberBase* fiber, const SpawnOptions& options) {
 
 void HubCore::enqueue(FiberBase* fiber, std::optional<std::int64_t> at_ns) {
   live_.push_back(fiber);
+  fiber_blocks_.note_live(live_.size());
   if (at_ns) {
     fiber->start_timer_.owner = fiber;
     fiber->start_timer_.fire = [](TimerNode* node) noexcept {
@@ -449,6 +450,7 @@ void HubCore::trim_idle_memory() noexcept {
     pool->trim(keep_hot, per_idle_round);
   constexpr std::size_t blocks_per_idle_round = 16 * 1024;
   fiber_blocks_.trim(keep_hot, blocks_per_idle_round);
+  fiber_blocks_.restart_peak(live_.size());
 }
 
 inline void HubCore::fire_due_timers() noexcept {

@@ -2,13 +2,16 @@
 // - The stack pool: LIFO reuse, guard pages, and giving cold stacks' memory back.
 // - The cache of ended fibers' control blocks: size classes, LIFO reuse,
 //   bounded trims, nothing leaked; a hub that keeps a burst's blocks for the
-//   next spawns and gives them back when it goes idle.
+//   next spawns and gives them back when it goes idle; no more kept than the
+//   hub's peak of live fibers allows, however many other hubs' fibers end here.
 
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstring>
@@ -224,6 +227,54 @@ TEST(FiberBlockCache, TrimmingToNoneFreesEveryBlockAsTheDestructorDoes) {
   EXPECT_EQ(cache.kept(), 0u);
   for (std::size_t size = 1; size <= FiberBlockCache::largest; ++size)
     ASSERT_EQ(cache.take(size), nullptr);
+}
+
+TEST(FiberBlockCache, KeepsNoMoreThanThePeakOfLiveFibersAllowsUntilThePeakRestarts) {
+  FiberBlockCache cache;
+  cache.note_live(10);
+  cache.note_live(3);  // a peak, not the last count
+  const std::size_t room = 10 + FiberBlockCache::kept_beyond_peak;
+  std::vector<void*> blocks;
+  for (std::size_t i = 0; i < room; ++i) {
+    blocks.push_back(allocate_block(264));
+    ASSERT_TRUE(cache.keep(blocks.back(), 264)) << "block " << i;
+  }
+  void* extra = allocate_block(40);
+  EXPECT_FALSE(cache.keep(extra, 40)) << "the cache is full, whatever the class";
+  EXPECT_EQ(cache.kept(), room);
+  EXPECT_EQ(cache.take(264), blocks.back());
+  EXPECT_TRUE(cache.keep(extra, 40)) << "a take makes room";
+  cache.restart_peak(0);
+  cache.trim(0, room - FiberBlockCache::kept_beyond_peak);
+  EXPECT_EQ(cache.kept(), FiberBlockCache::kept_beyond_peak);
+  void* beyond = allocate_block(264);
+  EXPECT_FALSE(cache.keep(beyond, 264)) << "the peak started again from no fibers";
+  ::operator delete(beyond);
+  ::operator delete(blocks.back());
+}
+
+TEST(FiberBlockCache, AHubThatNeverGoesIdleKeepsFewOfTheBlocksOfOtherHubsFibers) {
+  // Hub 0 drops the last references of fibers that ran on hub 1, and never
+  // goes idle meanwhile (it yields instead of waiting): without a bound it
+  // kept every one of those blocks, which its own spawns never take.
+  static constexpr std::size_t foreign = 4 * FiberBlockCache::kept_beyond_peak;
+  weft::Runtime runtime(weft::RuntimeOptions{.hubs = 2});
+  runtime.run([&] {
+    auto& blocks = weft::detail::HubCore::current()->fiber_blocks();
+    std::vector<weft::GreenThread<int>> fibers;
+    for (std::size_t i = 0; i < foreign; ++i)
+      fibers.push_back(runtime.spawn_on(1, [] { return 1; }));
+    // Hub 1 runs its fibers in order: when this one runs, every one before it
+    // has ended and dropped its own reference.
+    std::atomic<bool> all_ended{false};
+    runtime.spawn_on(1, [&] { all_ended = true; });
+    while (!all_ended)
+      weft::yield();
+    const std::size_t kept_before = blocks.kept();
+    fibers.clear();  // the last references: the blocks are freed here, on hub 0
+    EXPECT_LE(blocks.kept(),
+              std::max(kept_before, std::size_t{16} + FiberBlockCache::kept_beyond_peak));
+  });
 }
 
 TEST(FiberBlockCache, AHubKeepsABurstsBlocksForTheNextSpawnsAndGivesThemBackWhenIdle) {
