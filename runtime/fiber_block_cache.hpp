@@ -20,10 +20,10 @@
 // A hub may also be handed blocks it never uses: another hub's fibers whose
 // last reference is dropped here (a GreenThread waited on across hubs). On a
 // hub that never goes idle they would pile up for ever. So a hub keeps no more
-// blocks than it has had fibers alive at once since it last went idle, plus
-// kept_beyond_peak: its own fibers' blocks always fit (a spawn takes a kept
-// block before it mallocs a new one, so live + kept never exceeds that peak),
-// and the rest go back to the heap.
+// blocks than the most fibers it has had alive at once, plus kept_beyond_peak:
+// its own fibers' blocks fit (a spawn takes a kept block before it mallocs a
+// new one, so live + kept stays within that peak), and the rest go back to the
+// heap.
 
 #include <array>
 #include <cstddef>
@@ -73,8 +73,6 @@ class FiberBlockCache {
     if (live > peak_live_) [[unlikely]]
       peak_live_ = live;
   }
-  /// The hub went idle with `live` fibers: the peak starts again from there.
-  void restart_peak(std::size_t live) noexcept { peak_live_ = live; }
   /// Keeps `block` (allocated with block_size(size) bytes); false when it is
   /// too large to keep or the cache is full, and the caller frees it.
   bool keep(void* block, std::size_t size) noexcept {
@@ -103,7 +101,7 @@ class FiberBlockCache {
 
   std::array<List, classes> lists_{};
   std::size_t kept_ = 0;       // the sum of the lists' counts
-  std::size_t peak_live_ = 0;  // most fibers alive at once since the hub was last idle
+  std::size_t peak_live_ = 0;  // the most fibers the hub has had alive at once
 };
 
 }  // namespace weft::detail

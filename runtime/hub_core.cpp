@@ -33,8 +33,6 @@ namespace ctx = boost::context::detail;
 
 namespace {
 
-std::atomic<std::uint64_t> next_fiber_id{1};
-
 std::size_t default_stack_size(const HubOptions& options) {
   std::size_t size = options.default_stack_size ? options.default_stack_size
                                                 : std::size_t{WEFT_DEFAULT_STACK_SIZE};
@@ -120,6 +118,14 @@ void forget_hubs_on_fork() {
 
 }  // namespace
 
+std::atomic<std::uint64_t> HubCore::fiber_id_source{1};
+std::atomic<std::uint64_t> HubCore::timeout_serial_source{1};
+
+SerialBlocks& HubCore::plain_thread_fiber_ids() noexcept {
+  thread_local SerialBlocks ids{fiber_id_source};
+  return ids;
+}
+
 HubCore::HubCore(Hub& owner, const HubOptions& options)
     : owner_(owner),
       virtual_clock_(options.clock == Clock::virtual_time),
@@ -176,7 +182,12 @@ std::int64_t deadline_after(std::chrono::nanoseconds timeout) noexcept {
 
 void HubCore::prepare(FiberBase* fiber, const SpawnOptions& options) {
   fiber->hub_ = this;
-  fiber->id_ = next_fiber_id.fetch_add(1, std::memory_order_relaxed);
+  // From the spawning thread's blocks: this hub's, unless a Runtime spawns
+  // here from another thread. Every taker takes whole blocks, so ids spawned
+  // in a row on one thread stay consecutive from block to block (bind_stack's
+  // stagger counts on it).
+  HubCore* here = current();
+  fiber->id_ = here ? here->fiber_ids_.take() : plain_thread_fiber_ids().take();
   fiber->requested_stack_size_ = options.stack_size;
   fiber->start_fp_control_ = current_fp_control();
   if (!options.name.empty()) fiber->set_name(options.name);
@@ -450,7 +461,6 @@ void HubCore::trim_idle_memory() noexcept {
     pool->trim(keep_hot, per_idle_round);
   constexpr std::size_t blocks_per_idle_round = 16 * 1024;
   fiber_blocks_.trim(keep_hot, blocks_per_idle_round);
-  fiber_blocks_.restart_peak(live_.size());
 }
 
 inline void HubCore::fire_due_timers() noexcept {

@@ -9,30 +9,11 @@
 
 namespace weft {
 
-namespace {
-// Serials, not addresses, identify a Timeout: a later one may reuse the address.
-// A hub takes them from here a block at a time.
-std::atomic<std::uint64_t> timeout_serial_blocks{1};
-constexpr std::uint64_t serials_per_block = 4096;
-
-std::uint64_t take_timeout_serial(detail::HubCore& hub) noexcept {
-  detail::HubCore::TimeoutSerials& serials = hub.timeout_serials();
-  if (serials.next == serials.end) [[unlikely]] {
-    serials.next = timeout_serial_blocks.fetch_add(serials_per_block, std::memory_order_relaxed);
-    serials.end = serials.next + serials_per_block;
-  }
-  return serials.next++;
-}
-}  // namespace
-
 std::uint64_t detail::next_timeout_serial() noexcept {
   // A bound below every serial made after this call, on this thread's hub: the
   // rest of its block, else whatever block it takes next.
-  if (HubCore* hub = HubCore::current()) {
-    const HubCore::TimeoutSerials& serials = hub->timeout_serials();
-    if (serials.next != serials.end) return serials.next;
-  }
-  return timeout_serial_blocks.load(std::memory_order_relaxed);
+  if (HubCore* hub = HubCore::current()) return hub->timeout_serials().lower_bound();
+  return HubCore::timeout_serial_source.load(std::memory_order_relaxed);
 }
 
 bool detail::from_enclosing_timeout(const TimeoutError& error,
@@ -54,7 +35,7 @@ bool TimeoutError::is(const Timeout& timeout) const noexcept {
 
 Timeout::Timeout(std::chrono::nanoseconds duration)
     : fiber_(&detail::current_hub_core("weft::Timeout").require_fiber("weft::Timeout")),
-      serial_(take_timeout_serial(*detail::FiberAccess::hub(*fiber_))) {
+      serial_(detail::FiberAccess::hub(*fiber_)->timeout_serials().take()) {
   timer_.owner = this;
   timer_.fire = &Timeout::fire;
   detail::FiberAccess::hub(*fiber_)->arm_timer(&timer_, detail::deadline_after(duration));

@@ -229,7 +229,7 @@ TEST(FiberBlockCache, TrimmingToNoneFreesEveryBlockAsTheDestructorDoes) {
     ASSERT_EQ(cache.take(size), nullptr);
 }
 
-TEST(FiberBlockCache, KeepsNoMoreThanThePeakOfLiveFibersAllowsUntilThePeakRestarts) {
+TEST(FiberBlockCache, KeepsNoMoreThanThePeakOfLiveFibersAllows) {
   FiberBlockCache cache;
   cache.note_live(10);
   cache.note_live(3);  // a peak, not the last count
@@ -244,12 +244,8 @@ TEST(FiberBlockCache, KeepsNoMoreThanThePeakOfLiveFibersAllowsUntilThePeakRestar
   EXPECT_EQ(cache.kept(), room);
   EXPECT_EQ(cache.take(264), blocks.back());
   EXPECT_TRUE(cache.keep(extra, 40)) << "a take makes room";
-  cache.restart_peak(0);
-  cache.trim(0, room - FiberBlockCache::kept_beyond_peak);
-  EXPECT_EQ(cache.kept(), FiberBlockCache::kept_beyond_peak);
-  void* beyond = allocate_block(264);
-  EXPECT_FALSE(cache.keep(beyond, 264)) << "the peak started again from no fibers";
-  ::operator delete(beyond);
+  cache.trim(0, static_cast<std::size_t>(-1));
+  EXPECT_EQ(cache.kept(), 0u);
   ::operator delete(blocks.back());
 }
 

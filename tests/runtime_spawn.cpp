@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <weft/weft.hpp>
@@ -294,4 +295,41 @@ TEST(Spawn, FibersSpawnedTogetherBeginAtDifferentOffsetsInTheirStacksTopPage) {
     EXPECT_EQ(std::adjacent_find(offsets.begin(), offsets.end()), offsets.end())
         << "two of 8 fibers spawned in a row begin at the same offset in a page";
   });
+}
+
+TEST(Spawn, FiberIdsAreUniqueAcrossHubsAndThreadsAndGrowWithinEach) {
+  // Ids are taken in blocks per thread; fibers spawned on two hubs at once,
+  // and by a plain thread into a Runtime, cross several blocks each.
+  constexpr int per_hub = 10'000;
+  auto ids_of_one_hub = [] {
+    std::vector<std::uint64_t> ids;
+    weft::run([&] {
+      for (int i = 0; i < per_hub; ++i)
+        ids.push_back(weft::spawn([] {}).id());
+    });
+    return ids;
+  };
+  std::vector<std::uint64_t> other;
+  std::thread other_hub([&] { other = ids_of_one_hub(); });
+  std::vector<std::uint64_t> mine = ids_of_one_hub();
+  other_hub.join();
+  std::vector<std::uint64_t> from_plain_thread;
+  {
+    weft::Runtime runtime(weft::RuntimeOptions{.hubs = 1});
+    for (int i = 0; i < 5'000; ++i)
+      from_plain_thread.push_back(runtime.spawn_on(0, [] {}).id());
+  }
+  // Increasing, and one apart modulo 8 (blocks hold a multiple of 8 ids):
+  // what makes the stack offsets of fibers spawned in a row differ.
+  for (const auto* ids : {&mine, &other, &from_plain_thread}) {
+    EXPECT_TRUE(std::adjacent_find(ids->begin(), ids->end(),
+                                   [](auto a, auto b) { return b <= a || (b - a) % 8 != 1; }) ==
+                ids->end())
+        << "ids spawned in a row on one thread do not grow one by one modulo 8";
+  }
+  std::vector<std::uint64_t> all = mine;
+  all.insert(all.end(), other.begin(), other.end());
+  all.insert(all.end(), from_plain_thread.begin(), from_plain_thread.end());
+  std::sort(all.begin(), all.end());
+  EXPECT_EQ(std::adjacent_find(all.begin(), all.end()), all.end()) << "an id on two threads";
 }
