@@ -76,12 +76,12 @@ std::string yield_line(const char* peer, const char* variant, std::uint64_t swit
 }
 
 std::string spawn_line(const char* peer, const char* variant, std::uint64_t tasks,
-                       std::uint64_t elapsed_ns, const RssWindow& rss) {
+                       std::uint64_t elapsed_ns, const RssWindow& rss, int threads) {
   const long peak = rss.peak_kb();
   return format(
-      "peer=%s bench=spawn_join variant=%s threads=1 n=%llu ns_per_spawn=%.1f peak_rss_kb=%ld "
+      "peer=%s bench=spawn_join variant=%s threads=%d n=%llu ns_per_spawn=%.1f peak_rss_kb=%ld "
       "base_rss_kb=%ld bytes_per_task=%.0f",
-      peer, variant, static_cast<unsigned long long>(tasks),
+      peer, variant, threads, static_cast<unsigned long long>(tasks),
       static_cast<double>(elapsed_ns) / static_cast<double>(tasks), peak, rss.base_kb(),
       static_cast<double>(peak - rss.base_kb()) * 1024.0 / static_cast<double>(tasks));
 }

@@ -31,7 +31,7 @@ const BenchInfo* find_bench(std::string_view name);
 std::string yield_line(const char* peer, const char* variant, std::uint64_t switches,
                        std::uint64_t elapsed_ns);
 std::string spawn_line(const char* peer, const char* variant, std::uint64_t tasks,
-                       std::uint64_t elapsed_ns, const RssWindow& rss);
+                       std::uint64_t elapsed_ns, const RssWindow& rss, int threads = 1);
 /// round 0 is round=cold, later ones round=warm.
 std::string skynet_line(const char* peer, const char* variant, int round, std::uint64_t leaves,
                         std::uint64_t elapsed_ns, const RssWindow& rss, std::uint64_t sum);

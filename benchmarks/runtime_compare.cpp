@@ -18,6 +18,9 @@
 // unprinted warm-up round (1/10 size for the ping-pong, full size for spawn_join, none
 // for skynet), RSS from /proc/self/status.
 //
+// spawn_join also runs weft on two hubs at once (threads=2, beside Go's GOMAXPROCS=2
+// and tokio's multi-thread lines): the shape of a server whose hubs all spawn.
+//
 // The ping-pong and spawn_join peers share this process; weft always runs first, so
 // a peer that runs later can at most profit from heap pages an earlier one left
 // behind: the ratios err in the peers' favour. Skynet needs a fresh process per tree
@@ -204,6 +207,33 @@ void weft_spawn_join(std::uint64_t tasks, int reps, Report& report) {
         }
       },
       weft::RunOptions{.default_stack_size = kWeftStack});
+}
+
+// The same on two hubs at once (Go's GOMAXPROCS=2 and tokio's multi-thread lines):
+// each hub spawns and joins half of the n fibers, as a server's hubs do with their
+// connections. ns_per_spawn is wall time over all n, as the peers print it.
+void weft_spawn_join_two_hubs(std::uint64_t tasks, int reps, Report& report) {
+  weft::Runtime runtime(
+      weft::RuntimeOptions{.hubs = 2, .hub = weft::HubOptions{.default_stack_size = kWeftStack}});
+  runtime.run([&] {
+    const RssWindow rss;
+    auto half = [&] {
+      std::vector<weft::GreenThread<void>> fibers;
+      fibers.reserve(tasks / 2);
+      for (std::uint64_t i = 0; i < tasks / 2; ++i)
+        fibers.push_back(weft::spawn([] {}));
+      for (const auto& fiber : fibers)
+        fiber.wait();
+    };
+    for (int rep = -1; rep < reps; ++rep) {
+      const std::uint64_t t0 = now_ns();
+      auto other_hub = runtime.spawn_on(1, half);
+      half();
+      other_hub.wait();
+      const std::uint64_t t1 = now_ns();
+      if (rep >= 0) report.line(spawn_line("weft", "pooled64k", tasks / 2 * 2, t1 - t0, rss, 2));
+    }
+  });
 }
 
 // The floor for a runtime with pooled stacks: create, then resume each once.
@@ -419,7 +449,10 @@ void run_yield_pingpong(const Options& options, Report& report) {
 
 void run_spawn_join(const Options& options, Report& report) {
   const std::uint64_t tasks = options.size_or(kSpawnTasks);
-  if (options.wants_peer("weft")) weft_spawn_join(tasks, options.reps, report);
+  if (options.wants_peer("weft")) {
+    weft_spawn_join(tasks, options.reps, report);
+    weft_spawn_join_two_hubs(tasks, options.reps, report);
+  }
   if (options.wants_peer("boost_context")) boost_context_spawn_join(tasks, options.reps, report);
   if (options.wants_peer("boost_fiber")) boost_fiber_spawn_join(tasks, options.reps, report);
 }

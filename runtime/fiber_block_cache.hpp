@@ -20,10 +20,11 @@
 // A hub may also be handed blocks it never uses: another hub's fibers whose
 // last reference is dropped here (a GreenThread waited on across hubs). On a
 // hub that never goes idle they would pile up for ever. So a hub keeps no more
-// blocks than the most fibers it has had alive at once, plus kept_beyond_peak:
-// its own fibers' blocks fit (a spawn takes a kept block before it mallocs a
-// new one, so live + kept stays within that peak), and the rest go back to the
-// heap.
+// blocks than the most fibers it has had alive at once, plus kept_beyond_peak,
+// and the rest go back to the heap. A spawn takes a kept block before it
+// mallocs a new one, so its own fibers' blocks fit, except those of ended
+// fibers whose handles outlive many newer spawns (beyond kept_beyond_peak of
+// them): those are freed, not kept.
 
 #include <array>
 #include <cstddef>

@@ -10,7 +10,6 @@
 
 #include <gtest/gtest.h>
 
-#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -268,8 +267,14 @@ TEST(FiberBlockCache, AHubThatNeverGoesIdleKeepsFewOfTheBlocksOfOtherHubsFibers)
       weft::yield();
     const std::size_t kept_before = blocks.kept();
     fibers.clear();  // the last references: the blocks are freed here, on hub 0
-    EXPECT_LE(blocks.kept(),
-              std::max(kept_before, std::size_t{16} + FiberBlockCache::kept_beyond_peak));
+    if constexpr (FiberBlockCache::enabled) {
+      // Hub 0's own peak is its main fiber and the marker's handle: a few.
+      EXPECT_GE(blocks.kept(), kept_before + FiberBlockCache::kept_beyond_peak)
+          << "the other hub's blocks did not reach this hub's cache: nothing was tested";
+      EXPECT_LE(blocks.kept(), std::size_t{16} + FiberBlockCache::kept_beyond_peak);
+    } else {
+      EXPECT_EQ(blocks.kept(), 0u) << "a sanitizer build must free every fiber at once";
+    }
   });
 }
 
