@@ -2,14 +2,20 @@
 // wake-up posted to another hub), running out of memory ends the process
 // with a line that says where. Before: std::terminate's bare "std::bad_alloc".
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 
 #include <weft/weft.hpp>
+
+#include "runtime/stack_pool.hpp"
 
 namespace {
 std::atomic<bool> fail_allocations{false};
@@ -45,4 +51,48 @@ TEST(OutOfMemoryDeathTest, ATimeoutThatCannotAllocateItsErrorSaysSo) {
 
 TEST(OutOfMemory, AllocationsWorkWhenNotMadeToFail) {
   EXPECT_EQ(weft::run([] { return weft::spawn([] { return 7; }).wait(); }), 7);
+}
+
+namespace {
+
+// The process's mapped address space in pages (/proc/self/statm), read
+// without allocating.
+long mapped_pages() {
+  char text[128] = {};
+  const int fd = ::open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  EXPECT_GE(fd, 0);
+  EXPECT_GT(::read(fd, text, sizeof text - 1), 0);
+  ::close(fd);
+  return std::atol(text);
+}
+
+}  // namespace
+
+TEST(OutOfMemory, AStackPoolThatCannotRecordANewSlabMapsNoStacks) {
+  // Before: the slab was mapped first, and a bad_alloc from the list that
+  // records it left the mapping behind for good.
+  using weft::detail::StackPool;
+  try {  // the first throw's own allocations, before counting
+    throw std::bad_alloc();
+  } catch (const std::bad_alloc&) {
+  }
+  const long before = mapped_pages();
+  {
+    StackPool pool(64 * 1024);
+    fail_allocations = true;
+    bool threw = false;
+    try {
+      pool.acquire();
+    } catch (const std::bad_alloc&) {
+      threw = true;
+    }
+    fail_allocations = false;
+    EXPECT_TRUE(threw);
+    EXPECT_EQ(mapped_pages(), before);
+    // Memory back: the pool works.
+    const weft::detail::Stack stack = pool.acquire();
+    std::memset(stack.base, 1, stack.size);
+    pool.release(stack);
+  }
+  EXPECT_EQ(mapped_pages(), before);
 }
