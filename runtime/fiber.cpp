@@ -33,10 +33,12 @@ const char* to_string(FiberState state) noexcept {
 
 void* FiberBase::operator new(std::size_t size) {
   if constexpr (!FiberBlockCache::enabled) return ::operator new(size);
-  if (HubCore* hub = HubCore::current()) {
-    if (void* block = hub->fiber_blocks().take(size)) return block;
-  }
-  return ::operator new(FiberBlockCache::block_size(size));
+  HubCore* hub = HubCore::current();
+  if (!hub) return ::operator new(FiberBlockCache::block_size(size));
+  if (void* block = hub->fiber_blocks().take(size)) return block;
+  void* block = ::operator new(FiberBlockCache::block_size(size));
+  hub->fiber_blocks().fault_in_ahead(block, FiberBlockCache::block_size(size));
+  return block;
 }
 
 void FiberBase::operator delete(void* block, std::size_t size) noexcept {

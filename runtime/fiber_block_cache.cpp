@@ -1,11 +1,34 @@
 #include "runtime/fiber_block_cache.hpp"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <new>
 
 namespace weft::detail {
 
 FiberBlockCache::~FiberBlockCache() {
   trim(0, static_cast<std::size_t>(-1));
+}
+
+void FiberBlockCache::fault_in_ahead(void* block, std::size_t bytes) noexcept {
+  static const std::uintptr_t page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto start = reinterpret_cast<std::uintptr_t>(block);
+  // malloc has already written the page the block ends in (the header of the
+  // free chunk after it): the next page is the one later blocks will fill.
+  const std::uintptr_t next = ((start + bytes) & ~(page - 1)) + page;
+  // Only inside the heap below the program break, which is private anonymous
+  // memory whatever holds it: populating it changes no byte. (A page past it
+  // could be anyone's mapping, a shared file's too. Blocks of other threads'
+  // malloc arenas, mapped elsewhere, are left to fault one by one.) A heap
+  // that shrank gave its pages back: they are fresh again.
+  const auto program_break = reinterpret_cast<std::uintptr_t>(::sbrk(0));
+  faulted_in_end_ = std::min(faulted_in_end_, program_break);
+  if (next + page <= faulted_in_end_) return;
+  if (start >= program_break || next + page > program_break) return;
+  ::madvise(reinterpret_cast<void*>(next), page, MADV_POPULATE_WRITE);
+  faulted_in_end_ = next + page;
 }
 
 void FiberBlockCache::trim(std::size_t keep, std::size_t budget) noexcept {
