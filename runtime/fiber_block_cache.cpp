@@ -8,6 +8,9 @@
 
 namespace weft::detail {
 
+FiberBlockCache::FiberBlockCache() noexcept
+    : heap_floor_(reinterpret_cast<std::uintptr_t>(::sbrk(0))) {}
+
 FiberBlockCache::~FiberBlockCache() {
   trim(0, static_cast<std::size_t>(-1));
 }
@@ -18,16 +21,17 @@ void FiberBlockCache::fault_in_ahead(void* block, std::size_t bytes) noexcept {
   // malloc has already written the page the block ends in (the header of the
   // free chunk after it): the next page is the one later blocks will fill.
   const std::uintptr_t next = ((start + bytes) & ~(page - 1)) + page;
-  // Only inside the heap below the program break, which is private anonymous
-  // memory whatever holds it: populating it changes no byte. (A page past it
-  // could be anyone's mapping, a shared file's too. Blocks of other threads'
-  // malloc arenas, mapped elsewhere, are left to fault one by one.) A heap
-  // that shrank gave its pages back: they are fresh again.
+  // Only inside the heap, between where the program break was when this
+  // cache was made and where it is now: private anonymous memory whatever
+  // holds it, so populating it changes no byte. (A page outside could be
+  // anyone's mapping, a shared file's too. Blocks of other threads' malloc
+  // arenas, mapped elsewhere, are left to fault one by one.) A heap that
+  // shrank gave its pages back: they are fresh again.
   const auto program_break = reinterpret_cast<std::uintptr_t>(::sbrk(0));
-  faulted_in_end_ = std::min(faulted_in_end_, program_break);
+  faulted_in_end_ = std::max(std::min(faulted_in_end_, program_break), heap_floor_);
   if (next + page <= faulted_in_end_) return;
-  if (start >= program_break || next + page > program_break) return;
-  ::madvise(reinterpret_cast<void*>(next), page, MADV_POPULATE_WRITE);
+  if (start < heap_floor_ || next + page > program_break) return;
+  ::madvise(reinterpret_cast<void*>(next), page, 23 /* MADV_POPULATE_WRITE, Linux 5.14 */);
   faulted_in_end_ = next + page;
 }
 

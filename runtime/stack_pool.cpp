@@ -30,6 +30,7 @@ namespace weft::detail {
 namespace {
 
 constexpr int madv_guard_install = 102;  // Linux 6.13, not yet in Debian 12's headers
+constexpr int madv_populate_write = 23;  // Linux 5.14: MADV_POPULATE_WRITE
 constexpr std::size_t max_slab_stacks = 256;
 constexpr std::size_t max_slab_bytes = std::size_t{64} << 20;
 
@@ -234,7 +235,7 @@ void StackPool::prepare_slab(char* first, std::size_t count, std::size_t stride)
   for (std::size_t i = 0; i < count; ++i) {
     char* top = first + (i + 1) * stride;
     if (!populate_unsupported.load(std::memory_order_relaxed) &&
-        ::madvise(top - page, page, MADV_POPULATE_WRITE) != 0 && errno == EINVAL) {
+        ::madvise(top - page, page, madv_populate_write) != 0 && errno == EINVAL) {
       populate_unsupported.store(true, std::memory_order_relaxed);
     }
     static_cast<volatile char*>(top)[-1] = 0;

@@ -153,6 +153,51 @@ TEST_F(StackPoolDeathTest, EveryStackOfALargeSlabHasItsGuardPage) {
       "");
 }
 
+namespace {
+
+bool resident(const void* page_start) {
+  unsigned char in_core = 0;
+  EXPECT_EQ(mincore(const_cast<void*>(page_start), 1, &in_core), 0);
+  return in_core & 1;
+}
+
+}  // namespace
+
+TEST(FiberBlockCache, ANewBlockNearTheHeapTopGetsTheNextHeapPageFaultedIn) {
+  const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  FiberBlockCache cache;
+  // Heap grown after the cache was made, untouched: as malloc leaves it.
+  // (sbrk itself, as under sanitizers malloc maps its memory elsewhere.)
+  char* grown = static_cast<char*>(sbrk(static_cast<intptr_t>(4 * page)));
+  ASSERT_NE(grown, reinterpret_cast<char*>(-1));
+  char* first_page = reinterpret_cast<char*>((reinterpret_cast<std::uintptr_t>(grown) + page - 1) &
+                                             ~std::uintptr_t(page - 1));
+  // A block, and the chunk header malloc writes after it, in the first page.
+  char* block = first_page + page - 128;
+  block[0] = 1;
+  EXPECT_FALSE(resident(first_page + page));
+  cache.fault_in_ahead(block, 64);
+  EXPECT_TRUE(resident(first_page + page));
+  EXPECT_FALSE(resident(first_page + 2 * page));  // one page ahead, not more
+  // The break stays where it is: malloc copes with a foreign sbrk, and may
+  // have grown the heap past it meanwhile.
+}
+
+TEST(FiberBlockCache, APageOutsideTheHeapIsNeverFaultedIn) {
+  // Whatever lies past a block that is not in the heap may be anyone's
+  // mapping: populating it could mark a shared file's pages dirty.
+  const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  FiberBlockCache cache;
+  char* mapped = static_cast<char*>(
+      mmap(nullptr, 3 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(mapped, MAP_FAILED);
+  char* block = mapped + page - 64;
+  block[0] = 1;
+  cache.fault_in_ahead(block, 64);
+  EXPECT_FALSE(resident(mapped + page));
+  munmap(mapped, 3 * page);
+}
+
 TEST(FiberBlockCache, ABlockOfAClassServesEveryRequestOfThatClass) {
   for (std::size_t size = 1; size <= FiberBlockCache::largest; ++size) {
     const std::size_t block = FiberBlockCache::block_size(size);
