@@ -37,7 +37,7 @@ void* FiberBase::operator new(std::size_t size) {
   if (!hub) return ::operator new(FiberBlockCache::block_size(size));
   if (void* block = hub->fiber_blocks().take(size)) return block;
   void* block = ::operator new(FiberBlockCache::block_size(size));
-  hub->fiber_blocks().fault_in_ahead(block, FiberBlockCache::block_size(size));
+  hub->heap_prefault().after_new_block(block, FiberBlockCache::block_size(size));
   return block;
 }
 

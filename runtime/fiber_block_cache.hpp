@@ -49,7 +49,7 @@ class FiberBlockCache {
   /// Blocks kept beyond the peak of live fibers (others' fibers' blocks).
   static constexpr std::size_t kept_beyond_peak = 1024;
 
-  FiberBlockCache() noexcept;
+  FiberBlockCache() = default;
   ~FiberBlockCache();
   FiberBlockCache(const FiberBlockCache&) = delete;
   FiberBlockCache& operator=(const FiberBlockCache&) = delete;
@@ -58,15 +58,6 @@ class FiberBlockCache {
   static std::size_t block_size(std::size_t size) noexcept {
     return size <= largest ? class_of(size) * granule + 8 : size;
   }
-  /// Called with a block just malloc'd for a fiber, `bytes` long: populates
-  /// (MADV_POPULATE_WRITE) the page after it, once, if that page lies in the
-  /// heap grown since the cache was made (below the program break), so that
-  /// the blocks of a burst of spawns find their pages faulted in. On a VM a page populated
-  /// just before its first write costs 10-12 us instead of 15 (the stack pool
-  /// does the same for stack tops): a fresh hub's first 100k spawns ~17%
-  /// faster.
-  void fault_in_ahead(void* block, std::size_t bytes) noexcept;
-
   /// A kept block of `size`'s class, or nullptr.
   void* take(std::size_t size) noexcept {
     if (size > largest) return nullptr;
@@ -110,10 +101,8 @@ class FiberBlockCache {
   static std::size_t class_of(std::size_t size) noexcept { return (size + 7) / granule; }
 
   std::array<List, classes> lists_{};
-  std::size_t kept_ = 0;               // the sum of the lists' counts
-  std::size_t peak_live_ = 0;          // the most fibers the hub has had alive at once
-  std::uintptr_t heap_floor_;          // the program break when the cache was made
-  std::uintptr_t faulted_in_end_ = 0;  // fault_in_ahead's high-water mark
+  std::size_t kept_ = 0;       // the sum of the lists' counts
+  std::size_t peak_live_ = 0;  // the most fibers the hub has had alive at once
 };
 
 }  // namespace weft::detail

@@ -30,6 +30,7 @@
 
 #include "runtime/context_switch.hpp"
 #include "runtime/fiber_block_cache.hpp"
+#include "runtime/heap_prefault.hpp"
 #include "runtime/hub_lifeline.hpp"
 #include "runtime/reactor/backend.hpp"
 #include "runtime/remote_queue.hpp"
@@ -220,6 +221,8 @@ class HubCore {
   static std::atomic<std::uint64_t> timeout_serial_source;
   /// The memory of ended fibers, kept for the next ones (fiber.cpp).
   FiberBlockCache& fiber_blocks() noexcept { return fiber_blocks_; }
+  /// Faults in heap pages ahead of a burst's new fiber blocks (fiber.cpp).
+  HeapPrefault& heap_prefault() noexcept { return heap_prefault_; }
   void disarm_timer(TimerNode* node) noexcept { timers_.disarm(node); }
 
   // --- the loop (outside fibers) -----------------------------------------------
@@ -376,6 +379,7 @@ class HubCore {
 
   // First, so that it outlives every member that may still free a fiber.
   FiberBlockCache fiber_blocks_;
+  HeapPrefault heap_prefault_;
   Hub& owner_;
   // The scheduler's hot members start a cache line of their own, whatever the
   // size of the cache above: moved by 16 bytes, they made the first turns of

@@ -18,6 +18,7 @@
 #include <string>
 #include <system_error>
 
+#include "runtime/page_populate.hpp"
 #include "runtime/switch_annotations.hpp"
 
 #if __has_include(<valgrind/valgrind.h>)
@@ -30,14 +31,8 @@ namespace weft::detail {
 namespace {
 
 constexpr int madv_guard_install = 102;  // Linux 6.13, not yet in Debian 12's headers
-constexpr int madv_populate_write = 23;  // Linux 5.14: MADV_POPULATE_WRITE
 constexpr std::size_t max_slab_stacks = 256;
 constexpr std::size_t max_slab_bytes = std::size_t{64} << 20;
-
-std::size_t page_size() noexcept {
-  static const std::size_t size = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
-  return size;
-}
 
 std::size_t round_up(std::size_t n, std::size_t to) noexcept {
   return (n + to - 1) / to * to;
@@ -186,7 +181,8 @@ void StackPool::add_slab() {
   // a burst of fibers ends and hands its stacks back, into fresh heap pages
   // then (the memory of the fibers that end is kept for new ones), and copies
   // itself.
-  slabs_.reserve(slabs_.size() + 1);
+  if (slabs_.size() == slabs_.capacity())
+    slabs_.reserve(std::max<std::size_t>(8, 2 * slabs_.capacity()));
   if (free_.capacity() < stacks_mapped_ + count)
     free_.reserve(std::max(stacks_mapped_ + count, 2 * free_.capacity()));
   void* memory = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
@@ -221,7 +217,7 @@ void StackPool::prepare_slab(char* first, std::size_t count, std::size_t stride)
   // on a VM (Firecracker, Linux 6.18 guest under PVM's shadow paging), where a
   // first touch costs 15 us:
   //  - A page first written after a guard marker went in beside it, or
-  //    populated together with others before any is written, costs 1-7 us
+  //    populated together with others before any is written, costs 1-10 us
   //    again on its next touch after a while, as if the hypervisor had dropped
   //    its mapping. That next touch is what waking 200k parked fibers is made
   //    of (1.4 s against 0.12 s). A page written first and guarded after costs
@@ -233,14 +229,10 @@ void StackPool::prepare_slab(char* first, std::size_t count, std::size_t stride)
   //    more, but now and then (16 at a time: once in 4 runs; 64: always) the
   //    next touch costs 8-10 us again.
   // Without MADV_POPULATE_WRITE (Linux < 5.14) the write alone faults it in.
-  static std::atomic<bool> populate_unsupported{false};
   const std::size_t page = page_size();
   for (std::size_t i = 0; i < count; ++i) {
     char* top = first + (i + 1) * stride;
-    if (!populate_unsupported.load(std::memory_order_relaxed) &&
-        ::madvise(top - page, page, madv_populate_write) != 0 && errno == EINVAL) {
-      populate_unsupported.store(true, std::memory_order_relaxed);
-    }
+    populate_for_write(top - page, page);
     static_cast<volatile char*>(top)[-1] = 0;
   }
   if (guard_ == 0) return;
