@@ -33,11 +33,12 @@ const char* to_string(FiberState state) noexcept {
 
 void* FiberBase::operator new(std::size_t size) {
   if constexpr (!FiberBlockCache::enabled) return ::operator new(size);
+  const std::size_t bytes = FiberBlockCache::block_size(size);
   HubCore* hub = HubCore::current();
-  if (!hub) return ::operator new(FiberBlockCache::block_size(size));
+  if (!hub) return ::operator new(bytes);
   if (void* block = hub->fiber_blocks().take(size)) return block;
-  void* block = ::operator new(FiberBlockCache::block_size(size));
-  hub->heap_prefault().after_new_block(block, FiberBlockCache::block_size(size));
+  void* block = ::operator new(bytes);
+  hub->heap_prefault().after_new_block(block, bytes);
   return block;
 }
 

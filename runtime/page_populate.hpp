@@ -22,6 +22,8 @@
 
 namespace weft::detail {
 
+constexpr int madv_populate_write = 23;  // MADV_POPULATE_WRITE, Linux 5.14
+
 inline std::size_t page_size() noexcept {
   static const std::size_t size = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
   return size;
@@ -31,7 +33,6 @@ inline std::size_t page_size() noexcept {
 /// that cannot is asked once. Changes no byte there, whoever owns it, and
 /// leaves errno as it was (callers sit in operator new and noexcept paths).
 inline void populate_for_write(void* start, std::size_t bytes) noexcept {
-  constexpr int madv_populate_write = 23;  // MADV_POPULATE_WRITE, Linux 5.14
   static std::atomic<bool> unsupported{false};
   if (unsupported.load(std::memory_order_relaxed)) return;
   const int saved_errno = errno;

@@ -22,6 +22,7 @@
 #include "runtime/fiber_block_cache.hpp"
 #include "runtime/heap_prefault.hpp"
 #include "runtime/hub_core.hpp"
+#include "runtime/page_populate.hpp"
 #include "runtime/stack_pool.hpp"
 
 using weft::detail::FiberBlockCache;
@@ -166,7 +167,7 @@ bool resident(const void* page_start) {
 bool kernel_populates() {
   void* probe = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   EXPECT_NE(probe, MAP_FAILED);
-  const bool populated = madvise(probe, 4096, 23 /* MADV_POPULATE_WRITE */) == 0;
+  const bool populated = madvise(probe, 4096, weft::detail::madv_populate_write) == 0;
   munmap(probe, 4096);
   return populated;
 }
